@@ -12,8 +12,25 @@ def _as_tensor(x: ArrayLike) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
 
 
+def _match_ranks(sim: torch.Tensor, match: torch.Tensor) -> torch.Tensor:
+    """Sorted 0-based ranks of each query's true matches, padded with G."""
+    num_gallery = sim.shape[1]
+    width = int(match.sum(1).max())
+    idx = torch.topk(match.float(), width, dim=1, sorted=False).indices  # the matches' gallery indices
+    idx_valid = match.gather(1, idx)
+    score = sim.gather(1, idx)[:, :, None]
+    before = torch.arange(num_gallery)[None, None, :] < idx[:, :, None]
+    rank = (sim[:, None, :] > score).sum(-1) + ((sim[:, None, :] == score) & before).sum(-1)
+    return rank.masked_fill(~idx_valid, num_gallery).sort(1).values
+
+
 def rank_metrics(
-    similarity: ArrayLike, query_pids: ArrayLike, gallery_pids: ArrayLike, *, ks: tuple[int, ...] = (1, 5, 10)
+    similarity: ArrayLike,
+    query_pids: ArrayLike,
+    gallery_pids: ArrayLike,
+    *,
+    ks: tuple[int, ...] = (1, 5, 10),
+    chunk: int = 256,
 ) -> dict[str, float]:
     """R@k (CMC), mAP and mINP of every query ranking the whole gallery by descending similarity.
 
@@ -26,21 +43,24 @@ def rank_metrics(
         raise ValueError(
             f"similarity must be [num_queries, num_gallery] = [{qp.numel()}, {gp.numel()}], got {tuple(sim.shape)}"
         )
-    order = torch.argsort(sim, dim=1, descending=True, stable=True)
-    matches = (gp[order] == qp[:, None]).float()
-    num_matches = matches.sum(1)
+    match = gp[None, :] == qp[:, None]
+    num_matches = match.sum(1)
     valid = num_matches > 0
     if not bool(valid.any()):
         raise ValueError("no query has a matching identity in the gallery")
-    matches, num_matches = matches[valid], num_matches[valid]
+    sim, match, num_matches = sim[valid], match[valid], num_matches[valid]
 
-    positions = torch.arange(1, matches.shape[1] + 1, dtype=torch.float32)
-    first_hit = matches.argmax(1)  # index of the first true match
-    metrics = {f"R{k}": float((first_hit < k).float().mean() * 100) for k in ks}
-    precision_at_hits = matches.cumsum(1) / positions * matches
-    metrics["mAP"] = float((precision_at_hits.sum(1) / num_matches).mean() * 100)
-    last_hit = matches.shape[1] - 1 - matches.flip(1).argmax(1)
-    metrics["mINP"] = float((num_matches / (last_hit + 1).float()).mean() * 100)
+    # Rank only the true matches instead of sorting the whole gallery: a match's 0-based rank is the number
+    # of gallery items scored higher, plus equal-scored ones earlier in the gallery (a stable sort's order).
+    ranks = torch.cat([_match_ranks(sim[i : i + chunk], match[i : i + chunk]) for i in range(0, len(sim), chunk)])
+    is_match = ranks < sim.shape[1]  # padding of queries with fewer matches sits at rank G
+    first = ranks[:, 0]
+    metrics = {f"R{k}": float((first < k).float().mean() * 100) for k in ks}
+    hit_number = torch.arange(1, ranks.shape[1] + 1, dtype=torch.float32)
+    precision = torch.where(is_match, hit_number / (ranks + 1).float(), 0.0)
+    metrics["mAP"] = float((precision.sum(1) / num_matches).mean() * 100)
+    last = ranks.masked_fill(~is_match, -1).max(1).values
+    metrics["mINP"] = float((num_matches / (last + 1).float()).mean() * 100)
     return metrics
 
 
