@@ -1,0 +1,146 @@
+"""TIPRModel: the backbone plus the heads of the chosen method, saved and loaded like any Hub model."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from tipr.hub import require_hub
+from tipr.models.backbone import BackboneConfig, Features, build_backbone
+
+METHODS = ("clip", "ecca", "gea", "ecca+gea")
+
+
+def _dataclass_from(cls, values: dict | None):
+    values = dict(values or {})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(known)}")
+    return cls(**values)
+
+
+class TIPRModel(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="tipr",
+    tags=["text-to-image-person-retrieval", "tipr"],
+    repo_url="https://github.com/tipr-project/tipr",
+    pipeline_tag="zero-shot-image-classification",
+    license="apache-2.0",
+):
+    """A two-tower retrieval model: `encode_texts` and `encode_images` give L2-normalised features.
+
+    `method` picks the heads: "clip" (none), "ecca" (prototype fusion + unified prototypes),
+    "gea" (TGTE + GIF) or "ecca+gea" (both). Option dicts are the fields of ECCAConfig / GEAConfig.
+    """
+
+    def __init__(self, *, method: str = "clip", backbone: dict | None = None, ecca: dict | None = None,
+                 gea: dict | None = None):
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        self.method = method
+        self.backbone = build_backbone(_dataclass_from(BackboneConfig, backbone))
+        dim = self.backbone.embed_dim
+        saved_backbone = self.backbone.config.to_dict() | {"pretrained": None}  # weights live in model.safetensors
+        self.ecca_config = self.gea_config = None
+        if "ecca" in method:
+            from tipr.ecca import ECCAConfig, PrototypeFusion, UnifiedPrototypes
+
+            self.ecca_config = _dataclass_from(ECCAConfig, ecca)
+            c = self.ecca_config
+            self.fusion = (PrototypeFusion(dim=dim, num_prototypes=c.num_prototypes_s, heads=c.fusion_heads)
+                           if c.use_prototype_fusion else None)
+            self.prototypes = UnifiedPrototypes(num_prototypes=c.num_unified_prototypes, dim=dim)
+        if "gea" in method:
+            from tipr.gea import GEAConfig, GIF, TGTE
+
+            self.gea_config = _dataclass_from(GEAConfig, gea)
+            c = self.gea_config
+            self.tgte = TGTE(dim=dim, heads=c.tgte_heads, layers=c.tgte_layers) if c.use_tgte else None
+            self.gif = GIF(dim=dim, heads=c.gif_heads, layers=c.gif_layers) if c.use_gif else None
+        if self._hub_mixin_config is not None:
+            self._hub_mixin_config = {
+                "method": method,
+                "backbone": saved_backbone,
+                "ecca": asdict(self.ecca_config) if self.ecca_config else None,
+                "gea": asdict(self.gea_config) if self.gea_config else None,
+            }
+
+    # ----------------------------------------------------------------------------------------- features
+    @property
+    def uses_generated_images(self) -> bool:
+        return getattr(self, "tgte", None) is not None or getattr(self, "gif", None) is not None
+
+    def tokenize(self, captions: list[str]) -> torch.Tensor:
+        return self.backbone.tokenize(captions)
+
+    def image_features(self, images: torch.Tensor) -> tuple[torch.Tensor, Features]:
+        """Un-normalised image feature (after prototype fusion, if any) and the raw backbone features."""
+        feats = self.backbone.encode_image(images)
+        return self._fuse(feats), feats
+
+    def text_features(self, ids: torch.Tensor, generated: torch.Tensor | None = None,
+                      generated_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, Features]:
+        """Un-normalised text feature; with TGTE, tokens first attend to the generated image's tokens."""
+        feats = self.backbone.encode_text(ids)
+        if getattr(self, "tgte", None) is not None and generated is not None:
+            gen = self.backbone.encode_image(generated)
+            tokens = self.tgte(feats.tokens, feats.mask, gen.tokens, sample_mask=generated_mask)
+            eot = ids.argmax(dim=-1)
+            feats = Features(tokens[torch.arange(len(ids), device=ids.device), eot], tokens, feats.mask)
+        return self._fuse(feats), feats
+
+    def _fuse(self, feats: Features) -> torch.Tensor:
+        if getattr(self, "fusion", None) is None:
+            return feats.global_
+        return self.fusion(feats.global_, feats.tokens, feats.mask)
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.image_features(images)[0], dim=-1)
+
+    def encode_texts(self, ids: torch.Tensor, generated: torch.Tensor | None = None,
+                     generated_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return F.normalize(self.text_features(ids, generated, generated_mask)[0], dim=-1)
+
+    def image_transform(self, train: bool = False):
+        from tipr.data.transforms import build_transform
+
+        return build_transform(tuple(self.backbone.config.image_size), train=train)
+
+
+def load_model(path_or_hub_id: str | os.PathLike, *, device: str | torch.device = "cpu") -> TIPRModel:
+    """Load a tipr model from a `save_pretrained` folder or a Hub repo id, with clear errors."""
+    path = Path(path_or_hub_id)
+    if path.exists() or str(path_or_hub_id).startswith((".", "/", "~")):
+        if not path.is_dir():
+            raise FileNotFoundError(f"model folder {path} does not exist (expected config.json + model.safetensors)")
+        for name in ("config.json", "model.safetensors"):
+            if not (path / name).is_file():
+                raise FileNotFoundError(f"{path} is not a tipr model folder: {name} is missing")
+        _check_safetensors(path / "model.safetensors")
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(str(path_or_hub_id), "model.safetensors"), str):
+            require_hub(f"tipr model {str(path_or_hub_id)!r}",
+                        local_alternative="pass the path of a local model folder saved by train/run.py")
+    model = TIPRModel.from_pretrained(str(path_or_hub_id), strict=True, map_location=str(device))
+    return model.float().eval()
+
+
+def _check_safetensors(path: Path) -> None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            handle.keys()
+    except Exception as err:  # safetensors raises its own SafetensorError for a cut or corrupt file
+        raise ValueError(f"{path} is corrupt or cut short ({err}); save or download the model again") from err
