@@ -100,6 +100,8 @@ def load_dataset(name: str, root: str | os.PathLike, *, skip_missing_images: boo
 
 
 def _find_annotation(fmt: DatasetFormat, root: Path) -> Path:
+    if root.is_file() and root.name in fmt.annotation_files:  # the annotation file itself
+        return root
     candidates = [root, root / fmt.folder]
     if root.is_dir():  # the folder name in any case, e.g. cuhk-pedes/
         candidates += sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower() == fmt.folder.lower())
