@@ -83,3 +83,18 @@ def test_corrupt_manifest(tmp_path, edit, message):
     path.write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=message):
         Partition.load(path)
+
+
+@pytest.mark.parametrize("setting", ["easy", "medium", "hard"])
+def test_grouped_partition_gives_every_pair_of_an_image_one_mode(setting):
+    groups = np.repeat(np.arange(100), 2)  # two captions per image, as in CUHK-PEDES
+    part = partition_pairs(len(groups), setting, seed=3, groups=groups)
+    per_image = part.modes.reshape(100, 2)
+    assert (per_image[:, 0] == per_image[:, 1]).all()
+    expected = [round(r * 100) * 2 for r in SETTINGS[setting]]
+    assert [part.counts()[m] for m in Modality] == expected
+
+
+def test_grouped_partition_rejects_wrong_length():
+    with pytest.raises(ValueError, match="one group id per pair"):
+        partition_pairs(4, "easy", groups=[0, 1])

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
@@ -95,8 +97,13 @@ class Partition:
 
 
 def partition_pairs(num_pairs: int, setting: str | tuple[float, float, float] = "medium", seed: int = 0,
-                    ) -> Partition:
-    """Assign each of ``num_pairs`` train pairs a ``Modality`` for a named setting or a ratio triple."""
+                    *, groups: Sequence[int] | np.ndarray | None = None) -> Partition:
+    """Assign each of ``num_pairs`` train pairs a ``Modality`` for a named setting or a ratio triple.
+
+    With ``groups`` (one id per pair, e.g. ``TrainRecord.image_id``) the ratios apply to groups and every
+    pair of a group gets the group's mode: a missing image is then missing from all its pairs, so no sibling
+    caption of the same image can hand it back to the neighbour search.
+    """
     if isinstance(setting, str):
         key = setting.lower()
         if key not in SETTINGS:
@@ -108,14 +115,24 @@ def partition_pairs(num_pairs: int, setting: str | tuple[float, float, float] = 
     if isinstance(num_pairs, bool) or not isinstance(num_pairs, (int, np.integer)) or num_pairs < 0:
         raise ValueError(f"num_pairs must be a non-negative integer, got {num_pairs!r}")
 
-    counts = _exact_counts(ratios, int(num_pairs))
-    order = np.random.default_rng(seed).permutation(num_pairs)
-    modes = np.empty(num_pairs, dtype=np.int8)
+    if groups is None:
+        return Partition(setting=name, ratios=ratios, seed=int(seed), modes=_draw_modes(ratios, int(num_pairs), seed))
+    group_of = np.asarray(groups).reshape(-1)
+    if len(group_of) != num_pairs:
+        raise ValueError(f"groups has {len(group_of)} entries for {num_pairs} pairs; pass one group id per pair")
+    unique, inverse = np.unique(group_of, return_inverse=True)
+    modes = _draw_modes(ratios, len(unique), seed)[inverse]
+    return Partition(setting=name, ratios=ratios, seed=int(seed), modes=modes)
+
+
+def _draw_modes(ratios: tuple[float, float, float], n: int, seed: int) -> np.ndarray:
+    order = np.random.default_rng(seed).permutation(n)
+    modes = np.empty(n, dtype=np.int8)
     start = 0
-    for mode, count in zip(Modality, counts):
+    for mode, count in zip(Modality, _exact_counts(ratios, n)):
         modes[order[start:start + count]] = mode
         start += count
-    return Partition(setting=name, ratios=ratios, seed=int(seed), modes=modes)
+    return modes
 
 
 def _check_ratios(ratios) -> tuple[float, float, float]:
