@@ -85,20 +85,28 @@ class TIPRModel(
     def image_features(self, images: torch.Tensor) -> tuple[torch.Tensor, Features]:
         """Un-normalised image feature (after prototype fusion, if any) and the raw backbone features."""
         feats = self.backbone.encode_image(images)
-        return self._fuse(feats), feats
+        return self.fuse(feats), feats
 
-    def text_features(self, ids: torch.Tensor, generated: torch.Tensor | None = None,
-                      generated_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, Features]:
-        """Un-normalised text feature; with TGTE, tokens first attend to the generated image's tokens."""
+    def generated_features(self, generated: torch.Tensor) -> Features:
+        """Backbone features of GEA's generated images (the shared image encoder)."""
+        return self.backbone.encode_image(generated)
+
+    def text_features(self, ids: torch.Tensor, gen: Features | None = None,
+                      has_generated: torch.Tensor | None = None) -> tuple[torch.Tensor, Features]:
+        """Un-normalised text feature; with TGTE, tokens first attend to the generated image's tokens.
+
+        Rows whose `has_generated` is False (no generated image) keep their plain text tokens.
+        """
         feats = self.backbone.encode_text(ids)
-        if getattr(self, "tgte", None) is not None and generated is not None:
-            gen = self.backbone.encode_image(generated)
-            tokens = self.tgte(feats.tokens, feats.mask, gen.tokens, sample_mask=generated_mask)
+        if getattr(self, "tgte", None) is not None and gen is not None:
+            gen_mask = gen.mask if has_generated is None else gen.mask & has_generated.to(gen.mask.device)[:, None]
+            tokens = self.tgte(feats.tokens, feats.mask, gen.tokens, gen_mask=gen_mask)
             eot = ids.argmax(dim=-1)
             feats = Features(tokens[torch.arange(len(ids), device=ids.device), eot], tokens, feats.mask)
-        return self._fuse(feats), feats
+        return self.fuse(feats), feats
 
-    def _fuse(self, feats: Features) -> torch.Tensor:
+    def fuse(self, feats: Features) -> torch.Tensor:
+        """The global feature, after ECCA's prototype fusion over the tokens when the model has it."""
         if getattr(self, "fusion", None) is None:
             return feats.global_
         return self.fusion(feats.global_, feats.tokens, feats.mask)
@@ -107,8 +115,11 @@ class TIPRModel(
         return F.normalize(self.image_features(images)[0], dim=-1)
 
     def encode_texts(self, ids: torch.Tensor, generated: torch.Tensor | None = None,
-                     generated_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return F.normalize(self.text_features(ids, generated, generated_mask)[0], dim=-1)
+                     has_generated: torch.Tensor | None = None) -> torch.Tensor:
+        gen = None
+        if generated is not None and getattr(self, "tgte", None) is not None:
+            gen = self.generated_features(generated)
+        return F.normalize(self.text_features(ids, gen, has_generated)[0], dim=-1)
 
     def image_transform(self, train: bool = False):
         from tipr.data.transforms import build_transform

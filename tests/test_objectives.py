@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from tipr.data import ImageList, TrainPairs, TrainRecord, build_transform, partition_pairs
+from tipr.data.datasets import CaptionList
+from tipr.models.tipr_model import TIPRModel
+from tipr.objectives import build_objective
+
+COLOURS = ["red", "blue", "green", "black", "white", "yellow"]
+SMALL_ECCA = dict(num_prototypes_s=8, fusion_heads=2, num_unified_prototypes=8, k=3, k_prime=2)
+SMALL_GEA = dict(tgte_heads=2, gif_heads=2, gif_layers=1, gif_hard_negatives=2)
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    out = []
+    for image_id in range(12):
+        path = folder / f"{image_id}.png"
+        Image.fromarray(rng.integers(0, 255, (32, 16, 3), dtype=np.uint8)).save(path)
+        for j in range(2):
+            caption = f"a person in a {COLOURS[image_id % 6]} coat and {COLOURS[(image_id + j) % 6]} trousers"
+            out.append(TrainRecord(pid=image_id // 2, image_id=image_id, image_path=str(path), caption=caption))
+    return out
+
+
+def make_model(method, **ecca):
+    torch.manual_seed(0)
+    return TIPRModel(method=method, backbone=dict(name="tipr-tiny", pretrained=None, image_size=[64, 32]),
+                     ecca=(SMALL_ECCA | ecca) if "ecca" in method else None,
+                     gea=SMALL_GEA if "gea" in method else None)
+
+
+def batch_of(model, records, partition, supervised, size=12, generated=False):
+    pairs = TrainPairs(records, transform=build_transform((64, 32), train=False), tokenize=model.tokenize,
+                       partition=partition, supervised=supervised)
+    batch = next(iter(DataLoader(pairs, batch_size=size, shuffle=False)))
+    if generated:
+        batch["generated"] = torch.randn(len(batch["index"]), 3, 64, 32)
+        batch["has_generated"] = torch.ones(len(batch["index"]), dtype=torch.bool)
+    return batch
+
+
+def refresh(objective, model, records):
+    transform = build_transform((64, 32), train=False)
+    paths = sorted({r.image_id: r.image_path for r in records}.items())
+    images = [{"index": i, "image": x} for i, x in enumerate(ImageList([p for _, p in paths], transform))]
+    texts = [{"index": i, "text": t} for i, t in enumerate(CaptionList([r.caption for r in records], model.tokenize))]
+    objective.refresh(model, image_loader=DataLoader(images, batch_size=8), text_loader=DataLoader(texts, batch_size=8))
+
+
+@pytest.mark.parametrize("method,supervised,setting,expected", [
+    ("clip", False, "full", {"infonce"}),
+    ("clip", True, "medium", {"tal"}),
+    ("gea", True, "full", {"tal", "gif"}),
+    ("ecca", False, "medium", {"wiga", "epga", "fmc"}),
+    ("ecca+gea", False, "easy", {"wiga", "epga", "fmc", "gif"}),
+])
+def test_each_method_trains(records, tmp_path, method, supervised, setting, expected):
+    model = make_model(method).train()
+    partition = partition_pairs(len(records), setting, seed=1, groups=[r.image_id for r in records])
+    objective = build_objective(model, records=records, partition=partition, supervised=supervised,
+                                cache_dir=tmp_path)
+    if objective.requires_bank:
+        refresh(objective, model, records)
+        assert objective.bank.coverage()["text"].tolist() == [1] * len(records)
+    batch = batch_of(model, records, partition, supervised, size=24, generated=objective.requires_generated)
+    losses = objective(model, batch)
+    assert set(losses) == expected | {"loss"}
+    assert torch.isfinite(losses["loss"])
+    assert losses["loss"].item() == pytest.approx(sum(v.item() for k, v in losses.items() if k != "loss"), rel=1e-5)
+    losses["loss"].backward()
+    assert model.backbone.clip.visual.conv1.weight.grad.abs().sum() > 0
+    assert model.backbone.clip.token_embedding.weight.grad.abs().sum() > 0
+
+
+def test_ecca_without_fmc_uses_complete_pairs_only(records, tmp_path):
+    model = make_model("ecca", use_fmc=False, use_wiga_weights=False, use_epga=False)
+    partition = partition_pairs(len(records), "medium", seed=1, groups=[r.image_id for r in records])
+    objective = build_objective(model, records=records, partition=partition, cache_dir=tmp_path)
+    assert not objective.requires_bank
+    batch = batch_of(model, records, partition, False, size=24)
+    complete = batch["has_image"] & batch["has_text"]
+    with torch.no_grad():
+        got = objective(model, batch)["wiga"]
+        img = model.encode_images(batch["image"][complete])
+        txt = model.encode_texts(batch["text"][complete])
+    from tipr.losses import info_nce
+
+    assert got.item() == pytest.approx(info_nce(img, txt, 0.02).item(), rel=1e-5)
+
+
+def test_ecca_refuses_labels(records):
+    with pytest.raises(ValueError, match="without identity labels"):
+        build_objective(make_model("ecca"), records=records, supervised=True)
