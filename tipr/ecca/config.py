@@ -1,0 +1,76 @@
+"""ECCAConfig: every ECCA hyper-parameter, loss weight and module switch in one dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass
+class ECCAConfig:
+    """ECCA settings; paper values where the paper gives one, our documented choice otherwise.
+
+    Paper (Gong et al., IJCAI 2024): s = 400 fusion prototypes, k = 6, k' = 4, tau = 0.02 for
+    eq. 19 and eq. 24, L = WIGA + EPGA + FMC (all weights 1).
+    Not in the paper (ours): ``fusion_heads`` (8, the CLIP text width 512 / 64), ``alpha`` (0.8;
+    the paper only says alpha in [0, 1] is the prior that v_i matches t_i),
+    ``num_unified_prototypes`` K (256: a few times the batch of 64 so Sinkhorn's equipartition
+    still spreads a batch over distinct prototypes; SwAV found K insensitive between 300 and
+    3000), Sinkhorn settings (SwAV's defaults: 3 iterations, epsilon 0.05).
+    """
+
+    # prototype fusion, eq. 1-2
+    num_prototypes_s: int = 400
+    fusion_heads: int = 8
+    # HSNG / FMC, eq. 3-11
+    k: int = 6
+    k_prime: int = 4
+    # WIGA, eq. 12-19
+    alpha: float = 0.8
+    tau: float = 0.02
+    # EPGA, eq. 20-24 (tau shared with WIGA, as the paper sets both to 0.02)
+    num_unified_prototypes: int = 256
+    sinkhorn_iters: int = 3
+    sinkhorn_epsilon: float = 0.05
+    # eq. 25
+    w_wiga: float = 1.0
+    w_epga: float = 1.0
+    w_fmc: float = 1.0
+    # switches for ablations: use_wiga_weights=False turns WIGA into plain InfoNCE (alpha = 1)
+    use_prototype_fusion: bool = True
+    use_hsng: bool = True
+    use_fmc: bool = True
+    use_wiga_weights: bool = True
+    use_epga: bool = True
+    # the feature bank for HSNG/FMC is recomputed every this many epochs
+    bank_refresh_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        positive_ints = ("num_prototypes_s", "fusion_heads", "k", "k_prime", "num_unified_prototypes",
+                         "sinkhorn_iters", "bank_refresh_epochs")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"ECCAConfig.{name} must be a positive integer, got {value!r}")
+        if self.k_prime > self.k:
+            raise ValueError(f"ECCAConfig.k_prime ({self.k_prime}) cannot exceed k ({self.k}): "
+                             "the k' reliable neighbours are chosen among the k nearest")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"ECCAConfig.alpha must lie in [0, 1], got {self.alpha}")
+        for name in ("tau", "sinkhorn_epsilon"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ECCAConfig.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("w_wiga", "w_epga", "w_fmc"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ECCAConfig.{name} must be >= 0, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ECCAConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"ECCAConfig got unknown keys {unknown}; valid keys are {sorted(known)}")
+        return cls(**data)
