@@ -1,0 +1,145 @@
+"""tipr's tiny offline text-to-image pipeline: a pixel-space conditional UNet, DDIM, and an open_clip text tower.
+
+Saved and loaded like any diffusers pipeline (model_index.json, unet/, scheduler/, text_encoder/); the text
+encoder is a small diffusers-compatible wrapper (ModelMixin + ConfigMixin) around the text half of an
+open_clip model, so its token features condition the UNet's cross-attention.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import tipr  # noqa: F401  (repairs torchvision before open_clip / diffusers import it)
+
+import numpy as np
+import open_clip
+import torch
+from diffusers import DDIMScheduler, DiffusionPipeline, ImagePipelineOutput, UNet2DConditionModel
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils.torch_utils import randn_tensor
+from open_clip.model import CLIPTextCfg, _build_text_tower
+from PIL import Image
+
+CONFIG_DIR = Path(tipr.__file__).parent / "models" / "configs"
+TINY_MODEL_NAME = "tipr-tiny"
+SAMPLE_SIZE = (64, 32)  # (height, width): pedestrians are tall
+
+
+class TiprTextEncoder(ModelMixin, ConfigMixin):
+    """The text tower of an open_clip config; returns per-token features [B, L, width] after the final norm."""
+
+    @register_to_config
+    def __init__(self, *, embed_dim: int = 128, text_cfg: dict[str, Any] | None = None, quick_gelu: bool = False):
+        super().__init__()
+        cfg = CLIPTextCfg(**{**(text_cfg or {}), "output_tokens": True})
+        self.text = _build_text_tower(embed_dim, cfg, quick_gelu=quick_gelu)
+        self._tokenizer = open_clip.SimpleTokenizer(context_length=cfg.context_length)
+
+    @classmethod
+    def from_open_clip(cls, model_name: str = TINY_MODEL_NAME, pretrained: str | None = None) -> "TiprTextEncoder":
+        """Text tower of `open_clip.create_model(model_name, pretrained)`; tipr's own configs are registered first."""
+        open_clip.add_model_config(CONFIG_DIR)
+        model_cfg = open_clip.get_model_config(model_name)
+        if model_cfg is None:
+            raise ValueError(f"unknown open_clip model {model_name!r}; pick one of open_clip.list_models()")
+        clip = open_clip.create_model(model_name, pretrained=pretrained)
+        encoder = cls(embed_dim=model_cfg["embed_dim"], text_cfg=dict(model_cfg["text_cfg"]),
+                      quick_gelu=bool(model_cfg.get("quick_gelu", False)))
+        # a plain CLIP keeps its text tower as top-level attributes, a CustomTextCLIP as `.text`
+        source = clip.text if hasattr(clip, "text") else clip
+        own = encoder.text.state_dict()
+        encoder.text.load_state_dict({k: v for k, v in source.state_dict().items() if k in own}, strict=False)
+        return encoder
+
+    @property
+    def width(self) -> int:
+        return self.text.width
+
+    def tokenize(self, prompts: list[str]) -> torch.Tensor:
+        return self._tokenizer(prompts).to(self.device)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.text(input_ids)[1]
+
+
+def build_tiny_unet(*, sample_size: tuple[int, int] = SAMPLE_SIZE, cross_attention_dim: int = 64,
+                    block_out_channels: tuple[int, ...] = (32, 64, 64)) -> UNet2DConditionModel:
+    """A ~1.7M-parameter pixel-space UNet with cross-attention in its two lower levels."""
+    return UNet2DConditionModel(
+        sample_size=sample_size, in_channels=3, out_channels=3,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=block_out_channels, layers_per_block=1, norm_num_groups=8,
+        cross_attention_dim=cross_attention_dim, attention_head_dim=4)
+
+
+def build_tiny_scheduler() -> DDIMScheduler:
+    # cosine schedule + v-prediction suit small pixel-space models; "trailing" spacing keeps few-step sampling sane
+    return DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
+                         clip_sample=True, set_alpha_to_one=True, timestep_spacing="trailing")
+
+
+class TiprTinyText2ImagePipeline(DiffusionPipeline):
+    """Caption -> small RGB pedestrian image, with classifier-free guidance against the empty prompt."""
+
+    model_cpu_offload_seq = "text_encoder->unet"
+
+    def __init__(self, unet: UNet2DConditionModel, scheduler: DDIMScheduler, text_encoder: TiprTextEncoder):
+        super().__init__()
+        self.register_modules(unet=unet, scheduler=scheduler, text_encoder=text_encoder)
+
+    @classmethod
+    def from_scratch(cls, *, seed: int = 0, text_model: str = TINY_MODEL_NAME,
+                     text_pretrained: str | None = None) -> "TiprTinyText2ImagePipeline":
+        """Randomly initialised pipeline (UNet from `seed`, text tower from open_clip)."""
+        torch.manual_seed(seed)
+        text_encoder = TiprTextEncoder.from_open_clip(text_model, text_pretrained)
+        unet = build_tiny_unet(cross_attention_dim=text_encoder.width)
+        return cls(unet=unet, scheduler=build_tiny_scheduler(), text_encoder=text_encoder)
+
+    def save_pretrained(self, save_directory: str | Path, **kwargs: Any) -> None:
+        """Like any pipeline's, with the text encoder stored in fp16: its 49408-row token table stays under 10 MB."""
+        dtype = self.text_encoder.dtype
+        self.text_encoder.half()
+        try:
+            super().save_pretrained(save_directory, **kwargs)
+        finally:
+            self.text_encoder.type(dtype)
+
+    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
+        ids = self.text_encoder.tokenize(prompts)
+        return self.text_encoder(ids).to(self.unet.dtype)
+
+    @torch.no_grad()
+    def __call__(self, prompt: str | list[str], *, negative_prompt: str | list[str] | None = None,
+                 num_inference_steps: int = 20, guidance_scale: float = 3.0,
+                 generator: torch.Generator | list[torch.Generator] | None = None,
+                 height: int | None = None, width: int | None = None,
+                 output_type: str = "pil", return_dict: bool = True) -> ImagePipelineOutput | tuple:
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts:
+            raise ValueError("prompt is empty: pass one caption or a list of captions")
+        sample = self.unet.config.sample_size
+        height, width = height or sample[0], width or sample[1]
+        cond = self.encode_prompt(prompts)
+        use_cfg = guidance_scale > 1.0
+        if use_cfg:
+            negative = negative_prompt if negative_prompt is not None else ""
+            negatives = [negative] * len(prompts) if isinstance(negative, str) else list(negative)
+            cond = torch.cat([self.encode_prompt(negatives), cond])
+        shape = (len(prompts), self.unet.config.in_channels, height, width)
+        x = randn_tensor(shape, generator=generator, device=self._execution_device, dtype=self.unet.dtype)
+        self.scheduler.set_timesteps(num_inference_steps, device=x.device)
+        for t in self.progress_bar(self.scheduler.timesteps):
+            model_in = torch.cat([x, x]) if use_cfg else x
+            out = self.unet(model_in, t, encoder_hidden_states=cond).sample
+            if use_cfg:
+                uncond, text = out.chunk(2)
+                out = uncond + guidance_scale * (text - uncond)
+            x = self.scheduler.step(out, t, x).prev_sample
+        images = (x / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
+        if output_type == "pil":
+            images = [Image.fromarray(np.round(im * 255).astype(np.uint8)) for im in images]
+        return ImagePipelineOutput(images=images) if return_dict else (images,)
