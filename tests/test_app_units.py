@@ -1,0 +1,351 @@
+"""The app's parts without a server: query cleaning, uploads, gallery index reuse, completion, ranking, flags."""
+
+import io
+import json
+import os
+import socket
+import struct
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tipr.app import gallery as gal
+from tipr.app.cli import parse_args
+from tipr.app.completion import CompletionError, complete_image, rank_of
+from tipr.app.search import MAX_QUERY_CHARS, QueryError, Searcher, UserImages, clean_query
+from tipr.app.uploads import UploadError, import_images, open_image
+
+
+# ------------------------------------------------------------------------------------------------ queries
+@pytest.mark.parametrize("text", ["", "   ", "\n\t  \x00 ", None])
+def test_empty_queries_are_refused(text):
+    with pytest.raises(QueryError, match="empty|must be text"):
+        clean_query(text)
+
+
+@pytest.mark.parametrize("text, expected, note", [
+    ("  a man   in\tred  ", "a man in red", None),
+    ("a man\x00 in red", "a man in red", None),
+    ("x" * 5000, "x" * MAX_QUERY_CHARS, "5,000 characters"),
+    ("一个穿红色外套的女人", "一个穿红色外套的女人", "no Latin letters"),
+    ("12345 !!!", "12345 !!!", "no letters"),
+    ("une femme en robe bleue à pois", "une femme en robe bleue à pois", None),
+])
+def test_clean_query(text, expected, note):
+    cleaned, notes = clean_query(text)
+    assert cleaned == expected
+    assert (note is None and notes == []) or (note is not None and note in " ".join(notes))
+
+
+# ------------------------------------------------------------------------------------------------ uploads
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims width x height (a decompression bomb's signature) with no pixel data."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+def test_fifty_megapixel_photo_is_downscaled_quickly(tmp_path):
+    path = tmp_path / "huge.jpg"
+    Image.new("RGB", (5000, 10000), (200, 30, 30)).save(path, quality=70)
+    start = time.perf_counter()
+    image = open_image(path)
+    assert image.size == (256, 512) and image.getpixel((100, 100))[0] > 150
+    assert time.perf_counter() - start < 5.0
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize("width, height", [(10000, 10000), (30000, 30000)])  # over PIL's warning / error limits
+def test_decompression_bombs_are_refused_before_decoding(tmp_path, width, height):
+    with pytest.raises(UploadError, match="bomb.png.*(megapixels|too large)"):
+        open_image(_png_header_only(tmp_path / "bomb.png", width, height))
+
+
+def test_non_images_and_empty_zips_get_clear_errors(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    with pytest.raises(UploadError, match="notes.txt is not an image"):
+        open_image(text)
+    empty = tmp_path / "empty.zip"
+    zipfile.ZipFile(empty, "w").close()
+    with pytest.raises(UploadError, match="empty.zip is empty"):
+        import_images([empty], tmp_path / "out")
+    with pytest.raises(UploadError, match="no file"):
+        import_images([], tmp_path / "out")
+
+
+def test_zip_and_files_import_keeps_images_and_reports_the_rest(tmp_path):
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 128), "blue").save(buf, format="PNG")
+    archive = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("../../escape/person.png", buf.getvalue())  # a zip-slip name must not escape
+        zf.writestr("readme.txt", "hello")
+        zf.writestr("broken.jpg", b"\xff\xd8 not really")
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (1200, 2400), "green").save(photo)
+    stored, problems = import_images([archive, photo], tmp_path / "out")
+    assert [p.parent for p in stored] == [tmp_path / "out"] * 2
+    assert Image.open(stored[0]).size == (64, 128) and Image.open(stored[1]).size == (256, 512)
+    assert len(problems) == 2 and "readme.txt" in problems[0] and "broken.jpg" in problems[1]
+    assert not (tmp_path / "escape").exists()
+
+
+# ------------------------------------------------------------------------------------------------ gallery
+def _fake_embedders(calls: dict):
+    """Deterministic stand-ins for the model: colour statistics for images, a hash for texts."""
+    def images(pils):
+        calls["images"] = calls.get("images", 0) + len(pils)
+        feats = np.stack([np.concatenate([np.asarray(im.resize((4, 8)), np.float32).ravel() / 255, [1.0]])
+                          for im in pils])
+        return feats / np.linalg.norm(feats, axis=1, keepdims=True)
+
+    def texts(items):
+        calls["texts"] = calls.get("texts", 0) + len(items)
+        rng = [np.random.default_rng(zlib.crc32(t.encode())).normal(size=97) for t in items]
+        feats = np.stack(rng).astype(np.float32)
+        return feats / np.linalg.norm(feats, axis=1, keepdims=True)
+
+    return images, texts
+
+
+def _write_gallery(root: Path, n: int = 8, captionless=(1, 5)) -> Path:
+    (root / "imgs").mkdir(parents=True)
+    colours = ["red", "blue", "green", "yellow", "black", "white", "purple", "orange"]
+    entries = []
+    for i in range(n):
+        c = colours[i % len(colours)]
+        Image.new("RGB", (32, 64), c).save(root / "imgs" / f"{i}.png")
+        caps = [f"a person in a {c} coat", f"someone wearing {c} clothes and a bag"]
+        entry = {"path": f"imgs/{i}.png", "pid": i // 2, "captions": [] if i in captionless else caps}
+        if i in captionless:
+            entry["held_out_captions"] = caps
+        entries.append(entry)
+    (root / "captions.json").write_text(json.dumps({"format": gal.CAPTIONS_FORMAT, "images": entries}))
+    return root
+
+
+def test_read_gallery_kinds_and_errors(tmp_path):
+    src, index_dir = gal.read_gallery(_write_gallery(tmp_path / "g"))
+    assert src.kind == "captions file" and index_dir is None
+    assert len(src.image_paths) == 8 and len(src.captions) == 12 and src.captionless == [1, 5]
+    assert src.held_out[1] == ["a person in a blue coat", "someone wearing blue clothes and a bag"]
+    assert src.caption_images[:2] == [0, 0] and src.caption_pids[2:4] == [1, 1]
+
+    plain = tmp_path / "plain" / "sub"
+    plain.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(plain / "a.jpg")
+    (plain.parent / ".hidden").mkdir()
+    Image.new("RGB", (8, 8)).save(plain.parent / ".hidden" / "b.jpg")
+    src, _ = gal.read_gallery(plain.parent)
+    assert src.kind == "folder" and [Path(p).name for p in src.image_paths] == ["a.jpg"] and src.captions == []
+
+    with pytest.raises(gal.GalleryError, match="does not exist"):
+        gal.read_gallery(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(gal.GalleryError, match="no images"):
+        gal.read_gallery(tmp_path / "empty")
+
+
+def test_index_is_saved_reused_and_rebuilt_only_when_needed(tmp_path, monkeypatch):
+    root = _write_gallery(tmp_path / "g")
+    calls: dict = {}
+    images, texts = _fake_embedders(calls)
+    build = dict(model_fingerprint="m1", embed_images=images, embed_texts=texts, cache_dir=tmp_path / "cache")
+    first = gal.load_or_build(root, **build)
+    assert calls["images"] == 8 and first.location == root / gal.INDEX_DIRNAME
+    assert first.phrases and len(first.phrase_features) == len(first.phrases)
+    scores, rows = first.search(first.image_features[3], 2)
+    assert rows[0][0] == 3 and scores[0][0] == pytest.approx(1.0, abs=1e-5)
+
+    calls.clear()
+    again = gal.load_or_build(root, **build)  # unchanged: nothing embedded
+    assert calls == {} and np.allclose(again.image_features, first.image_features)
+    assert again.source.held_out == first.source.held_out
+
+    for p in (root / "imgs").iterdir():  # a fresh checkout: new mtimes, same bytes
+        os.utime(p, ns=(1, 1))
+    assert gal.load_or_build(root, **build).fingerprint != first.fingerprint and calls == {}
+
+    via_index = gal.load_or_build(root / gal.INDEX_DIRNAME, **build)  # a saved index as --gallery
+    assert calls == {} and len(via_index) == 8
+
+    Image.new("RGB", (32, 64), "gray").save(root / "imgs" / "3.png")  # an image changed
+    changed = gal.load_or_build(root, **build)
+    assert calls["images"] == 8 and not np.allclose(changed.image_features[3], first.image_features[3])
+
+    calls.clear()
+    gal.load_or_build(root, **{**build, "model_fingerprint": "m2"})  # another model
+    assert calls["images"] == 8
+
+
+def test_read_only_gallery_is_indexed_in_the_cache_and_bad_images_skipped(tmp_path, monkeypatch):
+    root = _write_gallery(tmp_path / "g")
+    (root / "imgs" / "6.png").write_bytes(b"garbage")
+    real = gal._writable
+    monkeypatch.setattr(gal, "_writable", lambda d: False if Path(d).resolve() == root.resolve() else real(d))
+    calls: dict = {}
+    images, texts = _fake_embedders(calls)
+    build = dict(model_fingerprint="m1", embed_images=images, embed_texts=texts, cache_dir=tmp_path / "cache")
+    index = gal.load_or_build(root, **build)
+    assert len(index) == 7 and len(index.source.captions) == 10 and calls["images"] == 7
+    assert index.location.is_relative_to(tmp_path / "cache") and not (root / gal.INDEX_DIRNAME).exists()
+    calls.clear()
+    assert len(gal.load_or_build(root, **build)) == 7 and calls == {}
+
+
+def test_dataset_root_gallery_and_write_gallery(tmp_path):
+    from tipr.data.synthetic import generate_synthpedes
+
+    dataset = generate_synthpedes(tmp_path / "data", identities=30, image_size=(64, 32), workers=1)
+    src, _ = gal.read_gallery(tmp_path / "data")
+    assert src.kind == "cuhk-pedes" and len(src.image_paths) == 12 and len(src.captions) == 24
+    assert src.captionless == [] and set(src.image_pids) == {28, 29, 30}
+    out = gal.write_gallery(dataset.parent, tmp_path / "gallery", captionless=0.25, seed=1)
+    written, _ = gal.read_gallery(out)
+    assert len(written.image_paths) == 12 and len(written.captionless) == 3 and len(written.captions) == 18
+    assert all(written.held_out[i] for i in written.captionless)
+
+
+# ------------------------------------------------------------------------------------------------ completion
+def _index(image_features, caption_features, caption_pids=None, held_out=None, tmp=Path("/tmp")):
+    n, c = len(image_features), len(caption_features)
+    src = gal.GallerySource(root=tmp, kind="test", image_paths=[f"/tmp/{i}.png" for i in range(n)],
+                            image_pids=list(range(n)), captions=[f"caption {j}" for j in range(c)],
+                            caption_pids=caption_pids or list(range(c)), caption_images=list(range(c)),
+                            held_out=held_out or {})
+    norm = lambda x: (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
+    return gal.GalleryIndex(source=src, image_features=norm(np.asarray(image_features, np.float32)),
+                            caption_features=norm(np.asarray(caption_features, np.float32)),
+                            phrases=["red coat", "blue bag"], phrase_features=norm(np.eye(len(image_features[0]))[:2]),
+                            fingerprint="t")
+
+
+def test_completion_picks_the_matching_captions_and_improves_the_rank():
+    # two people: A (axis 0) and B (axis 1), three images and three captions each, plus a captionless
+    # image of A (row 6) that leans away from A's captions; its completion must come from A's captions
+    e = np.eye(5)
+    images = [e[0] + .5 * e[3], e[0] + .5 * e[4], e[0] + .5 * e[3] + .3 * e[4],
+              e[1] + .3 * e[3], e[1] + .3 * e[4], e[1] + .2 * e[2], e[0] + .6 * e[2]]
+    captions = [e[0] + .1 * e[3], e[0] + .1 * e[4], e[0] + .05 * e[2],
+                e[1] + .1 * e[3], e[1] + .1 * e[4], e[1] + .05 * e[2]]
+    index = _index(images, captions, held_out={6: ["the held-out caption"]})
+    result = complete_image(index, index.image_features[6], row=6, k=3, k_prime=2,
+                            probe_feature=lambda text: e[0])
+    assert result.neighbours == [2, 1] and result.distances == pytest.approx([2 / 3, 2 / 3])
+    assert sum(result.weights) == pytest.approx(1.0) and min(result.weights) > 0.45
+    assert {j for j, _ in result.nearest_captions[:3]} == {0, 1, 2} and result.nearest_phrases[0][0] == "red coat"
+    assert result.probe == "the held-out caption" and result.probe_kind == "held-out caption"
+    assert (result.rank_without, result.rank_with, result.gallery_size) == (4, 1, 7)
+
+    outside = complete_image(index, e[1] + .2 * e[4], row=None, k=3, k_prime=2)
+    assert set(outside.neighbours) <= {3, 4, 5} and outside.probe_kind == "nearest caption"
+    assert outside.probe == "caption 4" and outside.gallery_size == 8
+
+
+def test_completion_needs_captions():
+    index = _index(np.eye(3), np.zeros((0, 3)))
+    with pytest.raises(CompletionError, match="no captions"):
+        complete_image(index, index.image_features[0], row=0)
+
+
+@pytest.mark.parametrize("scores, row, rank", [([0.1, 0.5, 0.3], 2, 2), ([0.9, 0.5, 0.3], 0, 1), ([0.3, 0.3], 1, 1)])
+def test_rank_of(scores, row, rank):
+    assert rank_of(np.array(scores), row) == rank
+
+
+# ------------------------------------------------------------------------------------------------ ranking
+class _StubEncoder:
+    """Query features from a table: "plain" without a generated image, "enhanced" with one."""
+
+    has_tgte, has_gif = True, False
+
+    def __init__(self, plain, enhanced):
+        self.plain, self.enhanced = np.asarray(plain, np.float32), np.asarray(enhanced, np.float32)
+        self.model = type("M", (), {"gea_config": None})()
+
+    def query(self, text, generated=None):
+        return (self.plain if generated is None else self.enhanced), None, None
+
+
+class _StubImaginer:
+    available, error = True, None
+
+    def imagine(self, text, *, seed=0, steps=None):
+        return Image.new("RGB", (64, 128), "red")
+
+
+def test_search_merges_own_images_and_compare_reports_moves(tmp_path):
+    images = np.array([[1, 0, 0], [0.8, 0.6, 0], [0.1, 0.995, 0], [0, 0.5, 0.866]])
+    index = _index(images, np.eye(3), tmp=tmp_path)
+    searcher = Searcher(_StubEncoder([1, 0, 0], [0, 1, 0]), index, _StubImaginer())
+    user = UserImages().add(["/tmp/mine.png"], np.array([[0.6, 0.8, 0.0]], np.float32))
+    rows, scores = searcher.top(np.array([1, 0, 0], np.float32), 3, user)
+    assert rows.tolist() == [0, 1, 4] and scores.tolist() == pytest.approx([1.0, 0.8, 0.6])
+
+    result = searcher.search("a man", k=3, method="gea", user=user)
+    assert [h.row for h in result.hits] == [2, 4, 1] and result.hits[1].own and result.hits[1].path == "/tmp/mine.png"
+    assert result.generated is not None and result.method == "gea"
+
+    cmp = searcher.compare("a man", k=3)
+    assert [h.row for h in cmp.without] == [0, 1, 2] and [h.row for h in cmp.with_] == [2, 1, 3]
+    assert cmp.moves == [3, 2, 4]  # without the generated image, image 2 was #3 and image 3 was last (#4)
+
+    fallback = searcher.search("a man", k=2, method="gif")
+    assert fallback.method == "text" and "GIF" in fallback.notes[0]
+    with pytest.raises(QueryError, match="k must be"):
+        searcher.search("a man", k=0)
+
+
+# ------------------------------------------------------------------------------------------------ flags
+def test_flags_env_vars_and_defaults(tmp_path):
+    cfg = parse_args([], app_dir=tmp_path, env={})
+    assert (cfg.model, cfg.gallery, cfg.generator) == tuple(str(tmp_path / "assets" / n)
+                                                             for n in ("model", "gallery", "generator"))
+    assert (cfg.host, cfg.port) == ("127.0.0.1", 7860)
+    env = {"TIPR_MODEL": "org/tipr-model", "TIPR_GALLERY": "/data/g", "TIPR_GENERATOR": "none",
+           "GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "7861"}
+    cfg = parse_args([], app_dir=tmp_path, env=env)
+    assert (cfg.model, cfg.gallery, cfg.generator, cfg.host, cfg.port) == \
+        ("org/tipr-model", "/data/g", None, "0.0.0.0", 7861)
+    cfg = parse_args(["--model", "m", "--port", "9000", "--host", "::1"], app_dir=tmp_path, env=env)
+    assert (cfg.model, cfg.port, cfg.host) == ("m", 9000, "::1")
+    with pytest.raises(SystemExit):
+        parse_args(["--port", "0"], app_dir=tmp_path, env={})
+
+
+# ------------------------------------------------------------------------------------------------ real model
+def test_backend_loads_local_assets_without_network(tmp_path, monkeypatch):
+    from tipr.app.backend import Backend
+    from tipr.app.cli import AppConfig
+    from tipr.app.testing import build_random_model
+
+    model = build_random_model(tmp_path / "model")
+    root = _write_gallery(tmp_path / "g")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"the app tried to open a network connection: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    backend = Backend(AppConfig(model=str(model), gallery=str(root), generator=None,
+                                cache_dir=str(tmp_path / "cache")))
+    searcher = backend.wait(timeout=120)
+    assert backend.error is None and "8 images, 12 captions, 2 captionless" in backend.status_markdown()
+    norms = np.linalg.norm(searcher.index.image_features, axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-5)
+    result = searcher.search("a person in a red coat", k=3, method="gif")
+    assert result.method == "gif" and len(result.hits) == 3 and result.generated is None
+    assert len({h.row for h in result.hits}) == 3
+
+    missing = Backend(AppConfig(model=str(tmp_path / "nope"), gallery=str(root), generator=None,
+                                cache_dir=str(tmp_path / "cache")))
+    with pytest.raises(Exception, match="Could not load the model.*does not exist"):
+        missing.wait(timeout=60)
