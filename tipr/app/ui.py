@@ -26,8 +26,11 @@ EXAMPLE_QUERIES = [
 ]
 # pedestrian crops are tall: give their gallery cells a 1:2 aspect instead of square
 CSS = """
+.tall-gallery .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(56px, 1fr)) !important;
+                                grid-template-rows: none !important; grid-auto-rows: auto !important; }
 .tall-gallery .thumbnail-item { aspect-ratio: 1 / 2 !important; }
-.tall-gallery .caption-label { font-size: 0.8em; }
+.tall-gallery .grid-wrap { height: auto !important; min-height: 0 !important; max-height: 640px; }
+.tall-gallery .caption-label { font-size: 0.75em; }
 """
 NEIGHBOUR_COLUMNS = ["neighbour", "caption", "person id", "Jaccard distance", "FMC weight"]
 
@@ -133,7 +136,10 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
     # ------------------------------------------------------------------------------ handlers
     @friendly
     def status():
-        backend.wait(timeout=120)  # the page shows its own "loading" line meanwhile
+        try:
+            backend.wait(timeout=120)  # the page shows its own "loading" line meanwhile
+        except BackendError:
+            pass  # the status line itself says what failed
         return backend.status_markdown(), gr.Dropdown(choices=captionless_choices())
 
     def captionless_choices() -> list[tuple[str, str]]:
@@ -272,7 +278,7 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
             search_btn = gr.Button("Search", variant="primary", elem_id="search-button")
             search_md = gr.Markdown(elem_id="search-status")
             with gr.Row():
-                results = gr.Gallery(label="Results: rank · score · person id", columns=10, height=330,
+                results = gr.Gallery(label="Results: rank · score · person id", columns=10,
                                      object_fit="contain", scale=5, elem_classes=["tall-gallery"], elem_id="results")
                 generated = gr.Image(label="GEA's generated image", type="pil", scale=1, height=300,
                                      interactive=False)
@@ -303,9 +309,9 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
                 gea_image = gr.Image(label="Intermediate (generated) image", type="pil", height=384, scale=1,
                                      interactive=False)
                 with gr.Column(scale=5):
-                    gea_without = gr.Gallery(label="Text only", columns=10, height=300, object_fit="contain",
+                    gea_without = gr.Gallery(label="Text only", columns=10, object_fit="contain",
                                              elem_classes=["tall-gallery"], elem_id="gea-without")
-                    gea_with = gr.Gallery(label="With the generated image (rank change)", columns=10, height=300,
+                    gea_with = gr.Gallery(label="With the generated image (rank change)", columns=10,
                                           object_fit="contain", elem_classes=["tall-gallery"], elem_id="gea-with")
             gea_table = gr.Dataframe(label="Which results moved", interactive=False)
 

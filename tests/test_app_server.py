@@ -1,0 +1,298 @@
+"""`python app.py` as a real server: every api_name through gradio_client, bad input, 20 concurrent searches,
+a missing model folder, and a headless Chromium clicking through the three tabs (screenshots)."""
+
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CAPTION = re.compile(r"^#(\d+)( (=|▲\d+|▼\d+))? · -?\d+\.\d\d · (id \d+|yours)$")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _real_assets() -> dict | None:
+    assets = REPO / "assets"
+    needed = {"model": "config.json", "gallery": "captions.json", "generator": "model_index.json"}
+    if all((assets / name / marker).is_file() for name, marker in needed.items()):
+        return {name: assets / name for name in needed}
+    return None
+
+
+class Server:
+    def __init__(self, args: list[str], cache: Path):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TIPR_CACHE_DIR": str(cache), "PYTHONUNBUFFERED": "1"}
+        env.pop("GRADIO_ANALYTICS_ENABLED", None)  # app.py must turn analytics off by itself
+        self.log = open(cache.parent / f"server-{self.port}.log", "w")
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), *args, "--port", str(self.port)],
+                                     cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_http(self, timeout: float = 90) -> float:
+        """Seconds from the process start until the page answers 200."""
+        while time.perf_counter() - self.started < timeout:
+            assert self.proc.poll() is None, Path(self.log.name).read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as response:
+                    if response.status == 200:
+                        return time.perf_counter() - self.started
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError(f"{self.url} did not answer within {timeout} s")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    root = tmp_path_factory.mktemp("app")
+    assets = _real_assets()
+    if assets is None:
+        from tipr.app.testing import build_random_assets
+
+        assets = build_random_assets(root / "assets")
+    main = Server(["--model", str(assets["model"]), "--gallery", str(assets["gallery"]),
+                   "--generator", str(assets["generator"])], root / "cache")
+    broken = Server(["--model", str(root / "no-such-model"), "--gallery", str(assets["gallery"]),
+                     "--generator", "none"], root / "cache-broken")
+    try:
+        main.seconds_to_serve = main.wait_http()
+        broken.wait_http()
+        yield main, broken
+    finally:
+        main.stop()
+        broken.stop()
+
+
+@pytest.fixture(scope="module")
+def server(servers):
+    return servers[0]
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    c = Client(server.url, verbose=False, download_files=False)
+    status, _ = c.predict(api_name="/status")  # waits until the model and gallery are loaded
+    assert "images" in status and "⚠️" not in status, status
+    return c
+
+
+def _captions(gallery) -> list[str]:
+    return [item["caption"] for item in gallery]
+
+
+def _png(path: Path, colour="red", size=(64, 128)) -> Path:
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ serving
+def test_serves_quickly_and_lists_every_action(server, client):
+    assert server.seconds_to_serve < 30, f"first page after {server.seconds_to_serve:.1f} s"
+    endpoints = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+    assert {"/status", "/search", "/search_submit", "/add_images", "/clear_images", "/behind_gea",
+            "/behind_gea_submit", "/complete", "/complete_pick", "/complete_upload"} <= endpoints
+
+
+@pytest.mark.parametrize("method, label", [("text", "Text only"), ("gea", "With GEA's generated image"),
+                                           ("gif", "GIF re-ranking")])
+def test_search_methods(client, method, label):
+    gallery, generated, status = client.predict("a man in a red jacket and black trousers", 5, method,
+                                                api_name="/search")
+    captions = _captions(gallery)
+    assert len(captions) == 5 and all(CAPTION.match(c) for c in captions), captions
+    assert [int(CAPTION.match(c).group(1)) for c in captions] == [1, 2, 3, 4, 5]
+    scores = [float(c.split(" · ")[1]) for c in captions]
+    if method != "gif":  # GIF's final score is cosine + fusion score, also sorted
+        assert all(-1.0 <= s <= 1.0 for s in scores)
+    assert scores == sorted(scores, reverse=True)
+    assert f"**{label}**" in status and (generated is None) == (method == "text")
+    same = client.predict("a man in a red jacket and black trousers", 5, method, api_name="/search_submit")
+    assert _captions(same[0]) == captions
+
+
+def test_own_images_are_searched_then_removed(client, tmp_path):
+    archive = tmp_path / "mine.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 128), "blue").save(buf, format="PNG")
+        zf.writestr("inside/blue.png", buf.getvalue())
+    status, _ = client.predict([handle_file(_png(tmp_path / "red.png")), handle_file(archive)],
+                               api_name="/add_images")
+    assert "Added 2 image(s); your own images: 2" in status
+    gallery, _, status = client.predict("a person", 50, "text", api_name="/search")
+    assert sum(c.endswith("· yours") for c in _captions(gallery)) == 2 and "your own images" in status
+    assert "removed" in client.predict(api_name="/clear_images")
+    gallery, _, _ = client.predict("a person", 50, "text", api_name="/search")
+    assert not any(c.endswith("· yours") for c in _captions(gallery))
+
+
+def test_behind_gea_shows_the_generated_image_and_the_moves(client):
+    image, without, with_, table, summary = client.predict("a woman in a blue dress with a white bag", 3, 5, 6,
+                                                           api_name="/behind_gea")
+    assert image["path"].endswith((".webp", ".png")) and len(without) == len(with_) == 6
+    rows = table["data"]
+    assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6]
+    for (rank_with, rank_without, change, *_), caption in zip(rows, _captions(with_)):
+        expected = "=" if rank_with == rank_without else ("▲" if rank_without > rank_with else "▼")
+        assert change.startswith(expected) and CAPTION.match(caption).group(3).startswith(expected)
+    # an image that stayed in the top 6 is listed with its text-only rank
+    before = {int(c.split(" · ")[0][1:]): c.split(" · ")[2] for c in _captions(without)}
+    assert all(before[r[1]] == f"id {r[4]}" for r in rows if r[1] <= 6)
+    assert f"of the top 6 positions" in summary
+    again = client.predict("a woman in a blue dress with a white bag", 3, 5, 6, api_name="/behind_gea_submit")
+    assert again[3]["data"] == rows  # same seed and steps: the same generated image and ranking
+
+
+def test_captionless_completion(client, tmp_path):
+    _, dropdown = client.predict(api_name="/status")
+    choice = dropdown["choices"][0][1]
+    image, summary, neighbours, chart, nearest, phrases = client.predict(choice, api_name="/complete_pick")
+    assert choice in summary and "held-out caption" in summary and re.search(r"#\d+\*\* with the image", summary)
+    weights = [row[4] for row in neighbours["data"]]
+    assert len(weights) >= 1 and sum(weights) == pytest.approx(1.0, abs=1e-3)
+    assert [row[1] for row in chart["data"]] == pytest.approx(weights)
+    assert len(nearest["data"]) == 5 and len(phrases["data"]) >= 1
+    assert client.predict(choice, None, api_name="/complete")[1] == summary
+    out = client.predict(handle_file(_png(tmp_path / "upload.png", "green")), api_name="/complete_upload")
+    assert "your image upload.png" in out[1] and "nearest caption" in out[1]
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("query, message", [("", "empty"), ("   \n ", "empty")])
+def test_empty_queries_get_a_clear_error(client, query, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(query, 5, "text", api_name="/search")
+
+
+@pytest.mark.parametrize("query, note", [
+    pytest.param(("a man in red " * 400)[:5000], "5,000 characters", id="5000-characters"),
+    pytest.param("一个穿红色外套的女人", "no Latin letters", id="chinese"),
+])
+def test_odd_queries_are_searched_with_a_note(client, query, note):
+    gallery, _, status = client.predict(query, 5, "text", api_name="/search")
+    assert len(gallery) == 5 and note in status
+
+
+def test_bad_uploads_get_clear_errors(client, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(AppError, match="notes.txt is not an image"):
+        client.predict([handle_file(text)], api_name="/add_images")
+    empty = tmp_path / "empty.zip"
+    zipfile.ZipFile(empty, "w").close()
+    with pytest.raises(AppError, match="empty.zip is empty"):
+        client.predict([handle_file(empty)], api_name="/add_images")
+    with pytest.raises(AppError, match="Invalid file type"):  # gradio checks the extension first
+        client.predict(handle_file(text), api_name="/complete_upload")
+    fake = tmp_path / "fake.png"
+    fake.write_text("a text file named like an image")
+    with pytest.raises(AppError, match="fake.png is not an image"):
+        client.predict(handle_file(fake), api_name="/complete_upload")
+    with pytest.raises(AppError, match="Pick a captionless"):
+        client.predict(None, None, api_name="/complete")
+    big = tmp_path / "big.jpg"
+    Image.new("RGB", (5000, 10000), (30, 30, 200)).save(big, quality=60)  # 50 megapixels
+    status, _ = client.predict([handle_file(big)], api_name="/add_images")
+    assert "Added 1 image(s)" in status
+    assert "big.jpg" in client.predict(handle_file(big), api_name="/complete_upload")[1]
+    client.predict(api_name="/clear_images")
+
+
+def test_twenty_concurrent_searches_all_complete(server):
+    def one(i: int):
+        c = Client(server.url, verbose=False, download_files=False)
+        return c.predict(f"a person wearing a colour number {i}", 4, "text", api_name="/search")
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(one, range(20)))
+    assert [len(r[0]) for r in results] == [4] * 20
+    assert time.perf_counter() - start < 60
+
+
+def test_missing_model_is_reported_and_the_app_keeps_serving(servers):
+    broken = servers[1]
+    c = Client(broken.url, verbose=False, download_files=False)
+    status, _ = c.predict(api_name="/status")
+    assert "Could not load the model" in status and "does not exist" in status
+    with pytest.raises(AppError, match="Could not load the model.*no-such-model"):
+        c.predict("a man", 5, "text", api_name="/search")
+    with urllib.request.urlopen(broken.url, timeout=5) as response:
+        assert response.status == 200
+
+
+# ------------------------------------------------------------------------------------------------ browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+def test_browser_runs_each_tab(server, client, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    shots = Path(os.environ.get("TIPR_SCREENSHOTS") or tmp_path)
+    if not shots.is_absolute():
+        shots = REPO / shots
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(server.url)
+            page.wait_for_selector("#status :text('captionless')")
+
+            page.fill("#query textarea", "a woman in a red coat with a black bag")
+            page.click("#search-button")
+            page.wait_for_selector("#results .thumbnail-item img")
+            assert page.locator("#results .thumbnail-item").count() == 10
+            assert "Text only" in page.inner_text("#search-status")
+            page.screenshot(path=str(shots / "search.png"), full_page=True)
+
+            page.get_by_role("tab", name="Behind GEA").click()
+            page.fill("#gea-query textarea", "a man in a white shirt and blue jeans with a backpack")
+            page.click("#gea-button")
+            page.wait_for_selector("#gea-with .thumbnail-item img")
+            assert page.locator("#gea-without .thumbnail-item").count() == 10
+            assert "positions" in page.inner_text("#gea-status")
+            page.screenshot(path=str(shots / "behind_gea.png"), full_page=True)
+
+            page.get_by_role("tab", name="Captionless images").click()
+            page.click("#pick input")
+            page.get_by_role("option").first.click()
+            page.wait_for_selector("#complete-status :text('completed text feature')")
+            page.wait_for_selector("#weights canvas, #weights svg")
+            page.wait_for_timeout(500)  # the bar chart animates in
+            page.screenshot(path=str(shots / "captionless.png"), full_page=True)
+        finally:
+            browser.close()
+    for name in ("search.png", "behind_gea.png", "captionless.png"):
+        assert (shots / name).stat().st_size > 10_000
