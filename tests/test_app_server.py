@@ -45,6 +45,7 @@ def _real_assets() -> dict | None:
 
 class Server:
     def __init__(self, args: list[str], cache: Path):
+        self.cache = cache
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TIPR_CACHE_DIR": str(cache), "PYTHONUNBUFFERED": "1"}
@@ -270,11 +271,16 @@ def test_browser_runs_each_tab(server, client, tmp_path):
             page.goto(server.url)
             page.wait_for_selector("#status :text('captionless')")
 
-            page.fill("#query textarea", "a woman in a red coat with a black bag")
-            page.click("#search-button")
-            page.wait_for_selector("#results .thumbnail-item img")
+            page.get_by_text("A man in a white t-shirt and black shorts").click()  # an example, cached lazily
+            page.wait_for_selector("#search-status :text('With GEA')")
             assert page.locator("#results .thumbnail-item").count() == 10
-            assert "Text only" in page.inner_text("#search-status")
+            assert any((server.cache / "examples").rglob("*.csv"))
+
+            page.fill("#query textarea", "a woman in a red coat with a black bag")
+            page.get_by_label("GIF re-ranking").check()
+            page.click("#search-button")
+            page.wait_for_selector("#search-status :text('GIF re-ranking')")
+            assert page.locator("#results .thumbnail-item").count() == 10
             page.screenshot(path=str(shots / "search.png"), full_page=True)
 
             page.get_by_role("tab", name="Behind GEA").click()

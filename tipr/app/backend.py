@@ -4,6 +4,7 @@ every action waits for it and reports a load failure as a clear message while th
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -84,5 +85,8 @@ class Backend:
         src = s.index.source
         gen = ("generator: " + (f"`{Path(str(s.imaginer.spec)).name}`" if s.imaginer.available
                                 else f"unavailable ({s.imaginer.error})")) if s.imaginer else "no generator"
-        return (f"Model `{self.config.model}` ({s.encoder.model.method}) · gallery `{src.root.name}`: "
+        model = self.config.model
+        if Path(model).exists() and Path(model).resolve().is_relative_to(Path.cwd()):
+            model = os.path.relpath(model)
+        return (f"Model `{model}` ({s.encoder.model.method}) · gallery `{src.root.name}`: "
                 f"{len(s.index)} images, {len(src.captions)} captions, {len(src.captionless)} captionless · {gen}")

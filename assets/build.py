@@ -1,0 +1,196 @@
+#!/usr/bin/env python
+"""Rebuild every asset of the embedded demo from scratch, on CPU, with the project's own commands.
+
+    python assets/build.py                      # everything (about an hour on 2 cores)
+    python assets/build.py --dry_run            # print the commands only
+    python assets/build.py --stages gallery,index,check   # after changing the gallery only
+
+Stages, in order (each one's command is printed before it runs):
+  synth      SynthPEDES: python -m tipr.data.synthetic (128x64 pedestrians in the CUHK-PEDES layout)
+  generator  the tiny text-to-image pipeline: python train/train_generator.py -> assets/generator/
+  generate   GEA's intermediate image of every caption: python -m tipr.generate (a cache the trainer reads)
+  model      the tiny ECCA+GEA model: accelerate launch train/run.py --preset tiny -> assets/model/
+  gallery    the test split as a gallery with a captions.json, some images captionless -> assets/gallery/
+  index      the gallery embedded with assets/model and indexed with faiss -> assets/gallery/.tipr-index/
+  check      every file under assets/ is below --max_mib (a Space takes larger files only through LFS)
+
+Weights over the limit are stored in float16 (the app and the trainer load them back as float32).
+The work folder (default build/assets/) keeps the dataset, the generation cache and the training runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent
+REPO = ASSETS.parent
+STAGES = ("synth", "generator", "generate", "model", "gallery", "index", "check")
+MODEL_FILES = ("config.json", "model.safetensors", "README.md", "results.json")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python assets/build.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
+    p.add_argument("--work_dir", default=str(REPO / "build" / "assets"), help="dataset, caches and training runs")
+    p.add_argument("--assets_dir", default=str(ASSETS), help="where model/, gallery/ and generator/ go")
+    p.add_argument("--identities", type=int, default=500, help="SynthPEDES people (10%% of them form the gallery)")
+    p.add_argument("--images_per_identity", type=int, default=4)
+    p.add_argument("--captions_per_image", type=int, default=2)
+    p.add_argument("--captionless", type=float, default=0.2, help="fraction of gallery images shown captionless")
+    p.add_argument("--generator_steps", type=int, default=450, help="train_generator.py --max_train_steps")
+    p.add_argument("--epochs", type=int, default=10, help="train/run.py --num_train_epochs")
+    p.add_argument("--setting", default="easy", choices=("full", "easy", "medium", "hard"),
+                   help="ECCA's incomplete-data setting for the demo model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max_mib", type=float, default=10.0, help="largest file allowed under assets/, in MiB")
+    p.add_argument("--dry_run", action="store_true", help="print the commands, run nothing")
+    args = p.parse_args(argv)
+    args.stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = sorted(set(args.stages) - set(STAGES))
+    if unknown:
+        p.error(f"unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
+    return args
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def dataset_dir(args) -> Path:
+    return Path(args.work_dir) / "synthpedes" / "CUHK-PEDES"
+
+
+def commands(args) -> dict[str, list[str]]:
+    """The command line of each stage that runs a project script."""
+    work, assets, data = Path(args.work_dir), Path(args.assets_dir), dataset_dir(args)
+    py = sys.executable
+    return {
+        "synth": [py, "-m", "tipr.data.synthetic", "--out", str(work / "synthpedes"),
+                  "--identities", str(args.identities), "--images_per_identity", str(args.images_per_identity),
+                  "--captions_per_image", str(args.captions_per_image), "--image_size", "128x64",
+                  "--seed", str(args.seed), "--overwrite"],
+        "generator": [py, str(REPO / "train" / "train_generator.py"), "--dataset", "synthpedes",
+                      "--data_root", str(data), "--output_dir", str(work / "generator-run"),
+                      "--max_train_steps", str(args.generator_steps), "--seed", str(args.seed),
+                      "--report_to", "none", "--samples_out", str(work / "generator-samples.png")],
+        "generate": [py, "-m", "tipr.generate", "--dataset", "synthpedes", "--data_root", str(data),
+                     "--generator", str(assets / "generator"), "--cache", str(work / "generated"),
+                     "--split", "all", "--seed", str(args.seed)],
+        "model": [py, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+                  "--mixed_precision", "no", "--dynamo_backend", "no",
+                  str(REPO / "train" / "run.py"), "--preset", "tiny", "--method", "ecca+gea",
+                  "--dataset", "synthpedes", "--data_root", str(data), "--setting", args.setting,
+                  "--generator", str(assets / "generator"), "--generation_cache", str(work / "generated"),
+                  "--num_train_epochs", str(args.epochs), "--seed", str(args.seed), "--cpu",
+                  "--report_to", "none", "--output_dir", str(work / "model-run")],
+    }
+
+
+def run(cmd: list[str], dry_run: bool) -> None:
+    print("+ " + shlex.join(cmd), flush=True)
+    if not dry_run:
+        subprocess.run(cmd, check=True, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+# ------------------------------------------------------------------------------------------------ files
+def shrink_safetensors(folder: str | os.PathLike, max_bytes: int) -> list[Path]:
+    """Store in float16 every .safetensors file under ``folder`` larger than ``max_bytes``; returns them."""
+    from safetensors.torch import load_file, save_file
+
+    shrunk = []
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        if path.stat().st_size <= max_bytes:
+            continue
+        tensors = load_file(str(path))
+        half = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+        save_file(half, str(path), metadata={"format": "pt"})
+        shrunk.append(path)
+    return shrunk
+
+
+def oversized(root: str | os.PathLike, max_bytes: int) -> list[tuple[Path, int]]:
+    """Files under ``root`` (hidden folders included) larger than ``max_bytes``, with their sizes."""
+    return [(p, p.stat().st_size) for p in sorted(Path(root).rglob("*"))
+            if p.is_file() and p.stat().st_size > max_bytes and "__pycache__" not in p.parts]
+
+
+def copy_pipeline(src: Path, dst: Path) -> None:
+    """The diffusers pipeline folder only (model_index.json and its components), not logs or checkpoints."""
+    index = json.loads((src / "model_index.json").read_text())
+    shutil.rmtree(dst, ignore_errors=True)
+    dst.mkdir(parents=True)
+    shutil.copy2(src / "model_index.json", dst / "model_index.json")
+    for name, value in index.items():
+        if not name.startswith("_") and isinstance(value, list) and (src / name).is_dir():
+            shutil.copytree(src / name, dst / name)
+
+
+def copy_model(src: Path, dst: Path) -> None:
+    shutil.rmtree(dst, ignore_errors=True)
+    dst.mkdir(parents=True)
+    for name in MODEL_FILES:
+        if (src / name).is_file():
+            shutil.copy2(src / name, dst / name)
+
+
+def build_index(model_dir: Path, gallery_dir: Path, cache_dir: Path):
+    """Embed the gallery with the model and save its index next to it (what the app reuses at start)."""
+    from tipr.app.encoder import Encoder
+    from tipr.app.gallery import INDEX_DIRNAME, load_or_build
+    from tipr.generation.cache import model_fingerprint
+    from tipr.models.tipr_model import load_model
+
+    shutil.rmtree(gallery_dir / INDEX_DIRNAME, ignore_errors=True)
+    encoder = Encoder(load_model(model_dir))
+    return load_or_build(gallery_dir, model_fingerprint=model_fingerprint(model_dir), embed_images=encoder.images,
+                         embed_texts=encoder.texts, cache_dir=cache_dir)
+
+
+# ------------------------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    work, assets = Path(args.work_dir), Path(args.assets_dir)
+    max_bytes = int(args.max_mib * 2**20)
+    cmds = commands(args)
+    for stage in STAGES:
+        if stage not in args.stages:
+            continue
+        print(f"== {stage}", flush=True)
+        if stage in cmds:
+            run(cmds[stage], args.dry_run)
+        if args.dry_run:
+            continue
+        if stage == "generator":
+            copy_pipeline(work / "generator-run", assets / "generator")
+            for path in shrink_safetensors(assets / "generator", max_bytes):
+                print(f"   stored {path.relative_to(assets)} in float16 ({path.stat().st_size / 2**20:.1f} MiB)")
+        elif stage == "model":
+            copy_model(work / "model-run", assets / "model")
+            for path in shrink_safetensors(assets / "model", max_bytes):
+                print(f"   stored {path.relative_to(assets)} in float16 ({path.stat().st_size / 2**20:.1f} MiB)")
+        elif stage == "gallery":
+            from tipr.app.gallery import write_gallery
+
+            shutil.rmtree(assets / "gallery", ignore_errors=True)
+            out = write_gallery(dataset_dir(args), assets / "gallery", captionless=args.captionless, seed=args.seed)
+            print(f"   {sum(1 for _ in (out / 'imgs').iterdir())} images in {out}")
+        elif stage == "index":
+            index = build_index(assets / "model", assets / "gallery", work / "app-cache")
+            print(f"   {len(index)} images, {len(index.source.captions)} captions, "
+                  f"{len(index.source.captionless)} captionless, {len(index.phrases)} noun phrases -> {index.location}")
+        elif stage == "check":
+            big = oversized(assets, max_bytes)
+            if big:
+                listing = "\n".join(f"  {p.relative_to(assets)}: {s / 2**20:.2f} MiB" for p, s in big)
+                sys.exit(f"files over {args.max_mib:g} MiB under {assets} (a Space needs LFS for them):\n{listing}")
+            total = sum(p.stat().st_size for p in assets.rglob("*") if p.is_file())
+            print(f"   every file is under {args.max_mib:g} MiB; {total / 2**20:.1f} MiB in all")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""assets/build.py on tiny sizes: its commands parse with the project's own CLIs; gallery, index, size check."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def build():
+    return _load(REPO / "assets" / "build.py", "tipr_assets_build")
+
+
+def test_dry_run_prints_every_stage_and_writes_nothing(build, tmp_path, capsys):
+    build.main(["--dry_run", "--work_dir", str(tmp_path / "work"), "--assets_dir", str(tmp_path / "assets")])
+    out = capsys.readouterr().out
+    assert [line[3:] for line in out.splitlines() if line.startswith("== ")] == list(build.STAGES)
+    for needle in ("tipr.data.synthetic", "train_generator.py", "tipr.generate", "train/run.py --preset tiny "
+                   "--method ecca+gea"):
+        assert needle in out
+    assert not (tmp_path / "work").exists() and not (tmp_path / "assets").exists()
+
+
+def test_commands_are_accepted_by_the_scripts_they_call(build, tmp_path):
+    args = build.parse_args(["--work_dir", str(tmp_path), "--identities", "30"])
+    cmds = build.commands(args)
+    from tipr.generate import parse_args as generate_args
+
+    assert generate_args(cmds["generate"][3:]).split == "all"
+    train_generator = _load(REPO / "train" / "train_generator.py", "tipr_train_generator")
+    assert train_generator.parse_args(cmds["generator"][2:]).max_train_steps == 450
+    run_argv = cmds["model"][cmds["model"].index(str(REPO / "train" / "run.py")) + 1:]
+    from tipr.training.args import parse_args as run_args
+
+    parsed = run_args(run_argv)
+    assert (parsed.method, parsed.model_name, parsed.num_train_epochs, parsed.setting) == \
+        ("ecca+gea", "tipr-tiny", 10, "easy")
+
+
+def test_gallery_index_and_size_check_on_a_tiny_build(build, tmp_path, capsys):
+    from tipr.app.gallery import INDEX_DIRNAME, read_gallery
+    from tipr.app.testing import build_random_model
+
+    common = ["--work_dir", str(tmp_path / "work"), "--assets_dir", str(tmp_path / "assets"), "--identities", "30"]
+    build.main(["--stages", "synth", *common])
+    build_random_model(tmp_path / "assets" / "model")
+    build.main(["--stages", "gallery,index", *common])
+    source, _ = read_gallery(tmp_path / "assets" / "gallery")
+    assert len(source.image_paths) == 12 and len(source.captionless) == round(0.2 * 12)
+    assert (tmp_path / "assets" / "gallery" / INDEX_DIRNAME / "images.faiss").is_file()
+    assert "12 images, 20 captions, 2 captionless" in capsys.readouterr().out
+
+    with pytest.raises(SystemExit, match=r"model\.safetensors: \d+\.\d\d MiB"):  # random fp32 weights: ~19 MiB
+        build.main(["--stages", "check", *common])
+    shrunk = build.shrink_safetensors(tmp_path / "assets" / "model", 10 * 2**20)
+    assert [p.name for p in shrunk] == ["model.safetensors"]
+    build.main(["--stages", "check", *common])
+    assert "every file is under 10 MiB" in capsys.readouterr().out
+
+    from tipr.models.tipr_model import load_model
+
+    import torch
+
+    assert next(load_model(tmp_path / "assets" / "model").parameters()).dtype == torch.float32
+
+
+def test_unknown_stage_is_refused(build):
+    with pytest.raises(SystemExit):
+        build.parse_args(["--stages", "synth,bogus"])
+    assert sys.executable in build.commands(build.parse_args([]))["synth"]
