@@ -59,3 +59,16 @@ def test_unknown_pretrained_tag():
 def test_inline_config_rebuilds_same_architecture(tiny):
     rebuilt = build_backbone(BackboneConfig(name="whatever", pretrained=None, image_size=(128, 64), model_cfg=tiny.config.model_cfg))
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in tiny.state_dict().items()}
+
+
+def test_tipr_model_folder_as_pretrained(tmp_path):
+    from tipr.models.tipr_model import TIPRModel
+
+    torch.manual_seed(1)
+    model = TIPRModel(method="clip", backbone=dict(name="tipr-tiny", pretrained=None, image_size=[128, 64]))
+    model.save_pretrained(tmp_path / "model")
+    backbone = build_backbone(name="tipr-tiny", pretrained=str(tmp_path / "model"), image_size=(128, 64))
+    for key, value in model.backbone.clip.state_dict().items():
+        assert torch.equal(backbone.clip.state_dict()[key], value), key
+    with pytest.raises(FileNotFoundError, match="without model.safetensors"):
+        build_backbone(name="tipr-tiny", pretrained=str(tmp_path), image_size=(128, 64))

@@ -35,7 +35,8 @@ class Features(NamedTuple):
 class BackboneConfig:
     """Which CLIP to build. `name`: an open_clip model name, `hf-hub:org/repo`, or a JSON config file.
 
-    `pretrained`: an open_clip tag (e.g. "openai"), a local checkpoint file, or None for random weights.
+    `pretrained`: an open_clip tag (e.g. "openai"), a local checkpoint file, a saved tipr model folder (its
+    backbone only), or None for random weights.
     """
 
     name: str = "ViT-B-16"
@@ -51,7 +52,31 @@ class BackboneConfig:
 def _needs_download(name: str, pretrained: str | None) -> bool:
     if name.startswith("hf-hub:"):
         return True
-    return bool(pretrained) and not os.path.isfile(pretrained)
+    return bool(pretrained) and not os.path.exists(pretrained)
+
+
+def _tipr_weights(pretrained: str | None) -> Path | None:
+    """The model.safetensors of a tipr model folder given as `pretrained`, if it is one."""
+    if pretrained and os.path.isdir(pretrained):
+        path = Path(pretrained) / "model.safetensors"
+        if not path.is_file():
+            raise FileNotFoundError(f"pretrained={pretrained!r} is a folder without model.safetensors; pass a tipr "
+                                    "model folder saved by train/run.py or an open_clip checkpoint file")
+        return path
+    return None
+
+
+def _load_tipr_backbone(clip: nn.Module, path: Path) -> None:
+    """Initialise `clip` from the backbone of a saved tipr model (heads are left out)."""
+    from open_clip.model import resize_pos_embed
+    from safetensors.torch import load_file
+
+    prefix = "backbone.clip."
+    state = {k[len(prefix):]: v.float() for k, v in load_file(str(path)).items() if k.startswith(prefix)}
+    if not state:
+        raise ValueError(f"{path} holds no tipr backbone weights (no '{prefix}*' tensors)")
+    resize_pos_embed(state, clip)
+    clip.load_state_dict(state, strict=True)
 
 
 def _cached_locally(name: str, pretrained: str) -> bool:
@@ -91,10 +116,14 @@ def _create_clip(cfg: BackboneConfig) -> nn.Module:
             f"open_clip weights {cfg.name!r} (pretrained={pretrained!r})",
             local_alternative="pass a local checkpoint file as pretrained (e.g. --pretrained /path/to/open_clip_model.safetensors)",
         )
-    kwargs = dict(pretrained=pretrained, force_image_size=tuple(cfg.image_size))
+    tipr_weights = _tipr_weights(pretrained)
+    kwargs = dict(pretrained=None if tipr_weights else pretrained, force_image_size=tuple(cfg.image_size))
     if cfg.context_length != 77:
         kwargs["force_context_length"] = cfg.context_length
-    return open_clip.create_model(name, **kwargs)
+    clip = open_clip.create_model(name, **kwargs)
+    if tipr_weights is not None:
+        _load_tipr_backbone(clip, tipr_weights)
+    return clip
 
 
 class CLIPBackbone(nn.Module):
