@@ -86,15 +86,17 @@ def servers(tmp_path_factory):
         assets = build_random_assets(root / "assets")
     main = Server(["--model", str(assets["model"]), "--gallery", str(assets["gallery"]),
                    "--generator", str(assets["generator"])], root / "cache")
-    broken = Server(["--model", str(root / "no-such-model"), "--gallery", str(assets["gallery"]),
-                     "--generator", "none"], root / "cache-broken")
+    broken = None
     try:
         main.seconds_to_serve = main.wait_http()
-        broken.wait_http()
+        # started once the first is up (not to slow its start down); its test waits for it
+        broken = Server(["--model", str(root / "no-such-model"), "--gallery", str(assets["gallery"]),
+                         "--generator", "none"], root / "cache-broken")
         yield main, broken
     finally:
-        main.stop()
-        broken.stop()
+        for s in (main, broken):
+            if s is not None:
+                s.stop()
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +248,7 @@ def test_twenty_concurrent_searches_all_complete(server):
 
 def test_missing_model_is_reported_and_the_app_keeps_serving(servers):
     broken = servers[1]
+    broken.wait_http()
     c = Client(broken.url, verbose=False, download_files=False)
     status, _ = c.predict(api_name="/status")
     assert "Could not load the model" in status and "does not exist" in status

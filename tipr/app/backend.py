@@ -25,6 +25,10 @@ class Backend:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._load, name="tipr-app-loader", daemon=True)
         if start:
+            self.start()
+
+    def start(self) -> None:
+        if not self._thread.is_alive() and not self.ready:
             self._thread.start()
 
     @property

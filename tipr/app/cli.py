@@ -78,7 +78,7 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False):
     from tipr.app.backend import Backend
     from tipr.app.ui import CSS, allowed_paths, build_demo
 
-    backend = Backend(config)
+    backend = Backend(config)  # loads while gradio builds and starts the page
     demo = build_demo(backend, config)
     demo.queue(default_concurrency_limit=config.concurrency, max_size=256)
     demo.launch(server_name=config.host, server_port=config.port, share=False, prevent_thread_lock=not block,

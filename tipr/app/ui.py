@@ -83,10 +83,14 @@ def _move_label(before: int, after: int) -> str:
 def allowed_paths(config) -> list[str]:
     """Folders the app may serve images from: the gallery's root and the cache folder (uploads)."""
     paths = [str(Path(config.cache_dir).expanduser())]
-    gallery = Path(config.gallery).expanduser()
-    if gallery.exists():
-        paths.append(str(gallery.resolve()))
-        paths.append(str(gallery.resolve().parent))  # a saved index folder names its gallery relatively
+    try:  # reading the captions file or annotation is quick; a saved index names its gallery's root
+        from tipr.app.gallery import read_gallery
+
+        paths.append(str(read_gallery(config.gallery)[0].root))
+    except Exception:  # reported in the page once loading fails
+        gallery = Path(config.gallery).expanduser()
+        if gallery.exists():
+            paths.append(str(gallery.resolve()))
     return paths
 
 
