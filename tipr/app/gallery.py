@@ -428,7 +428,8 @@ def build_index(source: GallerySource, embed_images: EmbedImages, embed_texts: E
     def texts(items: Sequence[str]) -> np.ndarray:
         if not items:
             return np.zeros((0, dim), np.float32)
-        return np.concatenate([embed_texts(list(items[i:i + 256])) for i in range(0, len(items), 256)]).astype(np.float32)
+        chunks = [embed_texts(list(items[i:i + 256])) for i in range(0, len(items), 256)]
+        return np.concatenate(chunks).astype(np.float32)
 
     phrases = caption_phrases(source.captions)
     return GalleryIndex(source=source, image_features=image_features, caption_features=texts(source.captions),

@@ -49,7 +49,7 @@ class Imaginer:
         return int(getattr(self._generator, "steps", 20) or 20)
 
     def imagine(self, text: str, *, seed: int = 0, steps: int | None = None) -> Image.Image:
-        """The generated image for ``text`` (seed rule: ``caption_seed(text, seed)``), read from the cache if made before."""
+        """The generated image for ``text`` (seed: ``caption_seed(text, seed)``), from the cache if made before."""
         from tipr.generation import OUTPUT_SIZE, GenerationCache
 
         generator = self.load()

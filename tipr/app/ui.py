@@ -127,8 +127,15 @@ def _captionless_choices(source) -> list[tuple[str, str]]:
 
 
 def _delete_user_images(user) -> None:
+    folders = set()
     for path in getattr(user, "paths", ()):
         Path(path).unlink(missing_ok=True)
+        folders.add(Path(path).parent)
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: another upload of the session still lives there
+            pass
 
 
 def build_demo(backend: Backend, config) -> gr.Blocks:
@@ -176,14 +183,11 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
 
     @friendly
     def add_images(files, user):
-        from tipr.app.uploads import import_images
+        from tipr.app.uploads import import_images, open_image
 
         searcher = backend.wait()
         files = [getattr(f, "name", f) for f in (files or [])]
-        folder = uploads_root / uuid.uuid4().hex[:12]
-        paths, problems = import_images(files, folder)
-        from tipr.app.uploads import open_image
-
+        paths, problems = import_images(files, uploads_root / uuid.uuid4().hex[:12])
         feats = searcher.encoder.images([open_image(p) for p in paths])
         user = (user or UserImages()).add([str(p) for p in paths], feats)
         note = _warn(problems[:5] + ([f"…and {len(problems) - 5} more skipped files"] if len(problems) > 5 else []))
@@ -256,9 +260,10 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
                                 "cosine": [round(s, 4) for _, s in result.nearest_captions]})
         phrases = pd.DataFrame({"noun phrase": [p for p, _ in result.nearest_phrases],
                                 "cosine": [round(s, 4) for _, s in result.nearest_phrases]})
-        arrow = "▲" if result.rank_with < result.rank_without else ("▼" if result.rank_with > result.rank_without else "=")
+        before, after = result.rank_without, result.rank_with
+        arrow = "▲" if after < before else ("▼" if after > before else "=")
         summary = (f"**{label}** — its {result.probe_kind}: “{result.probe}”\n\n"
-                   f"Rank for that caption among {result.gallery_size} images: **#{result.rank_without}** with the image "
+                   f"Rank for that caption among {result.gallery_size} images: **#{before}** with the image "
                    f"feature alone → **#{result.rank_with}** {arrow} with the completed text feature "
                    f"(image + completed text, normalised).")
         return image, summary, neighbours, chart, nearest, phrases

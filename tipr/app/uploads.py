@@ -104,7 +104,8 @@ def import_images(files: Iterable[str | os.PathLike], out_dir: str | os.PathLike
                 for member in members:
                     label = f"{path.name}:{member.filename}"
                     if Path(member.filename).suffix.lower() not in IMAGE_SUFFIXES:
-                        problems.append(f"{label} skipped: not an image file name ({', '.join(sorted(IMAGE_SUFFIXES))})")
+                        problems.append(f"{label} skipped: not an image file name "
+                                        f"({', '.join(sorted(IMAGE_SUFFIXES))})")
                         continue
                     if len(stored) >= MAX_IMAGES_PER_UPLOAD:
                         problems.append(f"stopped after {MAX_IMAGES_PER_UPLOAD} images; upload the rest separately")
