@@ -121,6 +121,7 @@ def test_bad_local_folders(tmp_path, where, error, match):
         load_generator(target)
 
 
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # diffusers' Euler scheduler
 def test_stable_diffusion_folder_loads_through_autopipeline(tmp_path):
     """A (tiny, random) Stable Diffusion folder takes diffusers' AutoPipeline path with the pedestrian template."""
     transformers = pytest.importorskip("transformers")
