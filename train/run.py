@@ -58,7 +58,7 @@ class TrainStep(nn.Module):
         return self.objective(self.model, batch)
 
 
-def make_partition(args, dataset, output_dir: Path) -> Partition:
+def make_partition(args, dataset) -> Partition:
     num_pairs = len(dataset.train)
     if args.partition_file:
         return Partition.load(args.partition_file, num_pairs)
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     # ------------------------------------------------------------------------------------------------ data
     dataset = load_dataset(args.dataset, args.data_root, skip_missing_images=args.skip_missing_images)
-    partition = make_partition(args, dataset, output_dir)
+    partition = make_partition(args, dataset)
     if accelerator.is_main_process:
         logger.info("%s\n  partition %s: %s", dataset.summary(), partition.setting,
                     {m.name: c for m, c in partition.counts().items()})
@@ -189,7 +189,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         num_training_steps=max_train_steps * accelerator.num_processes))
     if bank_loaders is not None:
         bank_loaders = tuple(accelerator.prepare_data_loader(loader) for loader in bank_loaders)
-    if hasattr(objective, "state_dict") and hasattr(objective, "load_state_dict"):
+    bank_in_checkpoints = hasattr(objective, "state_dict") and hasattr(objective, "load_state_dict")
+    if bank_in_checkpoints:
         accelerator.register_for_checkpointing(objective)  # e.g. the feature bank, for exact mid-epoch resume
     unwrapped = accelerator.unwrap_model(step_module).model
 
@@ -277,10 +278,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         step_module.train()
         if objective.requires_bank:
             refresh_every = unwrapped.ecca_config.bank_refresh_epochs if unwrapped.ecca_config else 1
-            if bank_epoch is None or epoch % refresh_every == 0:
-                if bank_epoch is None and (skip_batches or epoch % refresh_every) and not hasattr(objective,
-                                                                                                   "state_dict"):
-                    logger.warning("resuming inside a bank period: ECCA's feature bank is rebuilt from the resumed "
+            due = epoch % refresh_every == 0 and not (bank_epoch is None and skip_batches)
+            if bank_epoch is None and not due and global_step > 0 and bank_in_checkpoints:
+                bank_epoch = epoch  # resumed inside a bank period: the checkpoint restored the bank
+            elif bank_epoch is None or due:
+                if not due:
+                    logger.warning("resumed inside a bank period: ECCA's feature bank is rebuilt from the resumed "
                                    "weights, so the run is not bitwise identical to an uninterrupted one")
                 refresh_bank(epoch)
                 bank_epoch = epoch
@@ -351,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         unwrapped.save_pretrained(output_dir)
         hyper = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
                  if k not in ("hub_token", "config")}
-        write_model_card(output_dir, method=args.method, dataset=args.dataset, setting=args.setting,
+        write_model_card(output_dir, method=args.method, dataset=args.dataset, setting=partition.setting,
                          hyperparameters=hyper, results=results,
                          base_model=None if args.pretrained is None else f"{args.model_name} ({args.pretrained})")
         summary = {"results": results, "global_step": global_step, "epochs": num_epochs,
