@@ -136,7 +136,11 @@ def test_each_method_trains_and_saves_a_loadable_model(run, synth, generator, tm
 
     out = tmp_path / "out"
     argv = _argv(method, synth, out, "--setting", setting, "--max_train_steps", "2", generator=generator)
+    if method == "clip":
+        argv += ["--report_to", "tensorboard"]
     results = run.main(argv)
+    if method == "clip":
+        assert list((out / "logs").rglob("events.out.tfevents.*")), "no TensorBoard log"
     assert set(results["test"]) == {"R1", "R5", "R10", "mAP", "mINP"}
     model = load_model(out)
     assert model.method == method
