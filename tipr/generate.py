@@ -46,6 +46,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=8, help="captions per pipeline call")
     p.add_argument("--seed", type=int, default=0, help="base seed; each caption's seed derives from it")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--num_threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--limit", type=int, default=None, help="only the first N captions (a quick look)")
     p.add_argument("--skip_missing_images", action="store_true",
                    help="drop annotation records whose image file is absent instead of failing")
@@ -55,6 +56,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None):
     args = parse_args(argv)
+    if args.num_threads:
+        import torch
+
+        torch.set_num_threads(args.num_threads)
     from tipr.data import load_dataset
     from tipr.generation.pipeline import load_generator
 
