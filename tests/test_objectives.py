@@ -97,3 +97,17 @@ def test_ecca_without_fmc_uses_complete_pairs_only(records, tmp_path):
 def test_ecca_refuses_labels(records):
     with pytest.raises(ValueError, match="without identity labels"):
         build_objective(make_model("ecca"), records=records, supervised=True)
+
+
+@pytest.mark.parametrize("drop", ["has_image", "has_text"])
+def test_ecca_batch_missing_a_whole_side(records, tmp_path, drop):
+    model = make_model("ecca")
+    partition = partition_pairs(len(records), "medium", seed=1, groups=[r.image_id for r in records])
+    objective = build_objective(model, records=records, partition=partition, cache_dir=tmp_path)
+    refresh(objective, model, records)
+    batch = batch_of(model, records, partition, False, size=24)
+    other = "has_text" if drop == "has_image" else "has_image"
+    keep = batch[other].bool() & ~batch[drop].bool()  # only the samples that miss `drop`
+    batch = {k: (v[keep] if torch.is_tensor(v) else v) for k, v in batch.items()}
+    losses = objective(model, batch)
+    assert torch.isfinite(losses["loss"]) and "fmc" in losses

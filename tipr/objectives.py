@@ -164,15 +164,20 @@ class ECCAObjective(Objective):
             raise ValueError("a batch needs at least two usable pairs; raise the batch size")
         gen, has_gen = self._generated(model, batch)
 
-        img_part, img_raw = model.image_features(batch["image"][has_img])
-        gen_txt = None if gen is None else Features(*(t[has_txt] for t in gen))
-        txt_part, txt_raw = model.text_features(batch["text"][has_txt], gen_txt,
-                                                None if has_gen is None else has_gen[has_txt])
-        dim = img_part.shape[-1] if len(img_part) else txt_part.shape[-1]
-        img = torch.zeros(size, dim, device=img_part.device, dtype=img_part.dtype)
-        txt = torch.zeros(size, dim, device=txt_part.device, dtype=txt_part.dtype)
-        img = img.index_put((has_img.nonzero()[:, 0],), F.normalize(img_part, dim=-1))
-        txt = txt.index_put((has_txt.nonzero()[:, 0],), F.normalize(txt_part, dim=-1))
+        # encode only what exists; a batch may lack every image or every text of a side
+        img_part, img_raw = model.image_features(batch["image"][has_img]) if has_img.any() else (None, None)
+        txt_part = txt_raw = None
+        if has_txt.any():
+            gen_txt = None if gen is None else Features(*(t[has_txt] for t in gen))
+            txt_part, txt_raw = model.text_features(batch["text"][has_txt], gen_txt,
+                                                    None if has_gen is None else has_gen[has_txt])
+        ref = img_part if img_part is not None else txt_part
+        img = ref.new_zeros(size, ref.shape[-1])
+        txt = ref.new_zeros(size, ref.shape[-1])
+        if img_part is not None:
+            img = img.index_put((has_img.nonzero()[:, 0],), F.normalize(img_part, dim=-1))
+        if txt_part is not None:
+            txt = txt.index_put((has_txt.nonzero()[:, 0],), F.normalize(txt_part, dim=-1))
 
         losses: dict[str, Tensor] = {}
         fmc_terms = []
