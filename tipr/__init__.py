@@ -5,7 +5,7 @@ from tipr import _torchvision_compat  # noqa: F401  (must run before anything im
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):  # `from tipr import load_model` without importing torch/open_clip on `import tipr`
+def __getattr__(name: str):  # `from tipr import load_model` without importing open_clip on `import tipr`
     if name == "load_model":
         from tipr.models.tipr_model import load_model
 
