@@ -1,0 +1,16 @@
+"""Suite-wide settings: offline Hub, no analytics, one torch thread per process.
+
+The suite runs app servers and trainers in subprocesses beside the pytest process on 2 cores; two busy
+torch processes with 2 OpenMP threads each slow each other down several-fold, one thread each does not.
+Subprocesses inherit the environment variables set here.
+"""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
