@@ -30,6 +30,7 @@ class Objective:
 
     requires_bank = False
     requires_generated = False
+    uses_incomplete_pairs = False  # whether samples missing a modality contribute to the loss
 
     def refresh(self, model: TIPRModel, *, image_loader: Iterable[Mapping], text_loader: Iterable[Mapping],
                 gather: Callable[[Tensor], Tensor] | None = None) -> None:
@@ -117,7 +118,7 @@ class ECCAObjective(Objective):
             raise ValueError(f"model method {model.method!r} has no ECCA heads; build it with method 'ecca'")
         self.config = model.ecca_config
         modes = partition.modes if partition is not None else None
-        self.requires_bank = self.config.use_fmc
+        self.requires_bank = self.uses_incomplete_pairs = self.config.use_fmc
         self.requires_generated = model.uses_generated_images
         self.bank = FeatureBank([r.image_id for r in records], modes)
         self.num_images = max((r.image_id for r in records), default=-1) + 1

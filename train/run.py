@@ -28,7 +28,7 @@ from accelerate.logging import get_logger
 from accelerate.utils import (DataLoaderConfiguration, DistributedDataParallelKwargs, ProjectConfiguration,
                               gather_object, set_seed)
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from tipr.data import ImageList, Modality, Partition, TrainPairs, build_transform, load_dataset, partition_pairs
@@ -154,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         train_pairs = WithGenerated(train_pairs, GeneratedImages(keys[:n_train], cache_dir, test_tf, blank))
         val_generated = GeneratedImages(keys[n_train:n_train + n_val], cache_dir, test_tf, blank)
         test_generated = GeneratedImages(keys[n_train + n_val:], cache_dir, test_tf, blank)
+    if not objective.uses_incomplete_pairs:
+        # clip, gea and ECCA without FMC can use complete pairs only: train on those, at the full batch size
+        train_pairs = Subset(train_pairs, partition.indices(Modality.COMPLETE).tolist())
     train_dataset = SeededItems(train_pairs, args.seed)
     train_dataloader = DataLoader(train_dataset, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
                                   num_workers=args.dataloader_num_workers)
