@@ -7,7 +7,9 @@ Every variant is one `train/run.py` process with the tiny backbone at the same s
 initialisation; the tables are the test-split metrics each run wrote to its results.json. The initialisation
 is a tiny CLIP pretrained with plain InfoNCE on a *separate* SynthPEDES draw (other seed, other identities),
 standing in for the web-pretrained CLIP the papers start from. Runs are cached in --work by their flags, so a
-variant shared by both studies (ECCA in the medium setting) trains once.
+variant shared by both studies (ECCA in the medium setting) trains once. Each run uses one thread
+(OMP_NUM_THREADS, 1 unless set): on a shared 2-core machine two busy 2-thread torch processes slow each
+other down several-fold, while one thread each keeps the per-epoch ratios comparable.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def run(cmd: list[str], log: Path) -> float:
     start = time.perf_counter()
     with open(log, "w") as out:
         proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                              env=os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+                              env=os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
+                                                "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
     if proc.returncode:
         tail = log.read_text()[-3000:]
         raise SystemExit(f"command failed ({proc.returncode}): {shlex.join(cmd)}\n--- {log} ---\n{tail}")
@@ -76,21 +79,36 @@ def train(work: Path, name: str, flags: list[str]) -> dict:
     return summary
 
 
-def table(rows: dict[str, dict], extra: str | None = None) -> str:
-    head = "| variant | " + " | ".join(KEYS) + (f" | {extra} |" if extra else " |")
-    lines = [head, "|---" * (len(KEYS) + 1 + bool(extra)) + "|"]
-    for name, r in rows.items():
-        cells = [f"{r['results']['test'][k]:.2f}" for k in KEYS]
-        if extra:
-            cells.append(f"{r['seconds_per_epoch']:.1f}")
+def mean_std(values: list[float]) -> str:
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.2f}"
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def table(rows: dict[str, list[dict]]) -> str:
+    """Test metrics (mean ± std over seeds), ms per training step and seconds per bank refresh."""
+    head = "| variant | " + " | ".join(KEYS) + " | ms/step | bank s/refresh |"
+    lines = [head, "|---" * (len(KEYS) + 3) + "|"]
+    for name, runs in rows.items():
+        cells = [mean_std([r["results"]["test"][k] for r in runs]) for k in KEYS]
+        cells.append(f"{1000 * sum(step_seconds(r) for r in runs) / len(runs):.0f}")
+        refreshes = sum(r["bank_refreshes"] for r in runs)
+        cells.append(f"{sum(r['bank_seconds'] for r in runs) / refreshes:.1f}" if refreshes else "–")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def timing(rows: dict[str, dict]) -> dict[str, dict]:
-    for r in rows.values():
-        r["seconds_per_epoch"] = r["train_seconds"] / max(r["epochs_trained"], 1e-9)
-    return rows
+def step_seconds(run: dict) -> float:
+    """Wall seconds per optimisation step, bank refreshes left out."""
+    return (run["train_seconds"] - run["bank_seconds"]) / max(run["global_step"], 1)
+
+
+def seconds_per_epoch(run: dict, num_pairs: int, batch: int) -> float:
+    """Seconds for one pass over all train pairs at this batch size, the bank refresh included."""
+    per_refresh = run["bank_seconds"] / run["bank_refreshes"] if run["bank_refreshes"] else 0.0
+    return step_seconds(run) * num_pairs / batch + per_refresh
 
 
 def generation_seconds_per_image(args, data: Path, cache: Path) -> float:
@@ -116,9 +134,10 @@ def main() -> None:
     p.add_argument("--work", default="outputs/ablations", help="folder for datasets, runs and logs (reused)")
     p.add_argument("--identities", type=int, default=300, help="SynthPEDES identities of the benchmark")
     p.add_argument("--pretrain_identities", type=int, default=1000, help="SynthPEDES identities for the init")
-    p.add_argument("--pretrain_epochs", type=int, default=3)
+    p.add_argument("--pretrain_epochs", type=int, default=8)
     p.add_argument("--max_train_steps", type=int, default=240, help="the fixed budget of every variant")
     p.add_argument("--train_batch_size", type=int, default=32)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of every variant")
     p.add_argument("--generator", default=str(ROOT / "assets" / "generator"), help="GEA's diffusion generator")
     p.add_argument("--out", default=None, help="Markdown file (default docs/results/<study>_ablation.md)")
     args = p.parse_args()
@@ -134,37 +153,41 @@ def main() -> None:
         "--checkpointing_steps", "100000"])
     common = ["--preset", "tiny", "--dataset", "cuhk-pedes", "--data_root", str(data), "--pretrained",
               init["output_dir"], "--max_train_steps", str(args.max_train_steps), "--train_batch_size",
-              str(args.train_batch_size), "--seed", "0", "--report_to", "none", "--validation_epochs", "0",
+              str(args.train_batch_size), "--report_to", "none", "--validation_epochs", "0",
               "--checkpointing_steps", "100000"]
     command = "python benchmarks/ablations.py " + shlex.join(sys.argv[1:])
     lines = [f"<!-- written by `{command}`; do not edit by hand -->", ""]
+    def variants(table_of: dict[str, list[str]], setting: str, extra: list[str] = ()) -> dict[str, list[dict]]:
+        return {name: [train(work, name, common + ["--setting", setting, "--seed", str(seed)] + flags + (
+            list(extra) if "gea" in flags[1] else [])) for seed in args.seeds] for name, flags in table_of.items()}
+
+    seeds = f"seeds {', '.join(map(str, args.seeds))} (mean ± std)" if len(args.seeds) > 1 else f"seed {args.seeds[0]}"
+    budget = (f"tiny backbone, {args.max_train_steps} steps of batch {args.train_batch_size}, {seeds}, test split "
+              f"of the last {args.identities // 10} of {args.identities} identities; every run starts from the same "
+              "tiny CLIP")
     if args.study == "ecca":
-        rows = timing({name: train(work, name, common + ["--setting", "medium"] + flags)
-                       for name, flags in ECCA_VARIANTS.items()})
-        a, d = rows[list(rows)[0]], rows[list(rows)[-1]]
+        rows = variants(ECCA_VARIANTS, "medium")
+        from tipr.data import load_dataset
+
+        pairs = len(load_dataset("cuhk-pedes", data).train)
+        a, d = (sum(seconds_per_epoch(r, pairs, args.train_batch_size) for r in rows[name]) / len(args.seeds)
+                for name in (list(rows)[0], list(rows)[-1]))
         lines += [
             "# ECCA ablation on SynthPEDES (medium setting: 30% complete, 35% image missing, 35% text missing)", "",
-            f"Unsupervised, tiny backbone, {args.max_train_steps} steps of batch {args.train_batch_size}, test split "
-            f"of {args.identities} identities; all variants start from the same tiny CLIP.", "",
-            table(rows, extra="s/epoch"), "",
-            f"Seconds per epoch, full ECCA / (a): {d['seconds_per_epoch']:.1f} / {a['seconds_per_epoch']:.1f} = "
-            f"{d['seconds_per_epoch'] / a['seconds_per_epoch']:.2f}x at the same batch size (one machine, one run).",
+            f"Unsupervised; {budget}.", "", table(rows), "",
+            f"Seconds per epoch over all {pairs} train pairs at batch {args.train_batch_size} (step time x steps + "
+            f"one bank refresh): full ECCA {d:.1f} s, (a) {a:.1f} s, ratio {d / a:.2f}x (same machine, same run).",
         ]
     else:
         cache = work / "generation-cache"
         per_image = generation_seconds_per_image(args, data, cache)
         gen = ["--generator", args.generator, "--generation_cache", str(cache)]
-        full = timing({name: train(work, name, common + ["--setting", "full"] + flags + (
-            gen if "gea" in flags[1] else [])) for name, flags in GEA_VARIANTS.items()})
-        medium = timing({name: train(work, name, common + ["--setting", "medium"] + flags + (
-            gen if "gea" in flags[1] else [])) for name, flags in GEA_INCOMPLETE.items()})
         lines += [
             "# GEA ablation on SynthPEDES", "",
-            f"Tiny backbone, {args.max_train_steps} steps of batch {args.train_batch_size}, test split of "
-            f"{args.identities} identities; all variants start from the same tiny CLIP. Intermediate images from "
-            f"`{Path(args.generator).name}`: {per_image:.3f} s per image to generate (CPU, batched, cached once).", "",
-            "## Full data, supervised (TAL with identities)", "", table(full, extra="s/epoch"), "",
-            "## Medium incomplete setting, unsupervised", "", table(medium, extra="s/epoch"),
+            f"{budget[0].upper() + budget[1:]}. Intermediate images from `{Path(args.generator).name}`: "
+            f"{per_image:.3f} s per image to generate (CPU, batched, cached once).", "",
+            "## Full data, supervised (TAL with identities)", "", table(variants(GEA_VARIANTS, "full", gen)), "",
+            "## Medium incomplete setting, unsupervised", "", table(variants(GEA_INCOMPLETE, "medium", gen)),
         ]
     out = Path(args.out) if args.out else ROOT / "docs" / "results" / f"{args.study}_ablation.md"
     out.parent.mkdir(parents=True, exist_ok=True)
