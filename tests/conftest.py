@@ -14,3 +14,16 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory) -> str:
+    """A SynthPEDES of 8 identities at 64x32, built once per session (CUHK-PEDES layout)."""
+    from tipr.data.synthetic import generate_synthpedes
+
+    out = tmp_path_factory.getbasetemp() / "synthpedes-8"
+    if not (out / "CUHK-PEDES" / "reid_raw.json").exists():
+        generate_synthpedes(out, identities=8, seed=0, image_size=(64, 32), workers=1)
+    return str(out / "CUHK-PEDES")

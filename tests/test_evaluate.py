@@ -17,25 +17,6 @@ TINY = {"name": "tipr-tiny", "pretrained": None, "image_size": [64, 32]}
 KEYS = {"R1", "R5", "R10", "mAP", "mINP"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and far faster than on two when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def synth(tmp_path_factory) -> str:
-    from tipr.data.synthetic import generate_synthpedes
-
-    out = tmp_path_factory.getbasetemp() / "synthpedes-8"
-    if not (out / "CUHK-PEDES" / "reid_raw.json").exists():
-        generate_synthpedes(out, identities=8, seed=0, image_size=(64, 32), workers=1)
-    return str(out / "CUHK-PEDES")
-
-
 @pytest.fixture(scope="module")
 def split(synth) -> EvalSplit:
     """The train split as a gallery: 6 identities, 24 images, 48 captions (val/test hold one identity)."""

@@ -11,7 +11,7 @@ import torch
 import tipr.generation.pipeline as pipeline_module
 from tipr.generation import PLAIN_TEMPLATE, model_fingerprint
 from tipr.generation.pipeline import GeneratorUnavailableError, load_generator
-from tipr.generation.tiny_pipeline import TiprTinyText2ImagePipeline
+from tipr.generation.tiny_pipeline import TiprTinyText2ImagePipeline, unet_conditioning
 
 CAPTIONS = ["a woman in a red coat and black trousers", "a man in a green shirt"]
 
@@ -72,6 +72,15 @@ def test_guidance_and_prompt_change_the_output(saved):
     assert not np.allclose(plain, sample(pipe, CAPTIONS[:1], guidance_scale=5.0))
     assert not np.allclose(plain, sample(pipe, CAPTIONS[1:], guidance_scale=1.0))
     assert plain.shape == (1, 64, 32, 3) and 0 <= plain.min() <= plain.max() <= 1
+
+
+@pytest.mark.parametrize("prompt,length", [("", 2), ("a man", 4), ("a man in a red coat", 8)])
+def test_padding_is_masked_and_pooled_out(saved, prompt, length):
+    pipe, _ = saved
+    features, mask = pipe.encode_prompt([prompt])
+    assert mask.tolist() == [[1] * length + [0] * (77 - length)]
+    pooled = unet_conditioning(features, mask)["class_labels"]
+    torch.testing.assert_close(pooled, features[:, :length].mean(1))
 
 
 def test_fingerprint_follows_the_weights(saved, tmp_path):

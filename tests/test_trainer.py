@@ -26,15 +26,6 @@ BASE = ["--preset", "tiny", "--dataset", "synthpedes", "--image_size", "64x32", 
         "--cpu", "--report_to", "none", "--eval_batch_size", "16"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and far faster than on two when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _load_run():
     spec = importlib.util.spec_from_file_location("tipr_train_run", REPO / "train" / "run.py")
     module = importlib.util.module_from_spec(spec)
@@ -45,17 +36,6 @@ def _load_run():
 @pytest.fixture(scope="session")
 def run():
     return _load_run()
-
-
-@pytest.fixture(scope="session")
-def synth(tmp_path_factory) -> str:
-    """8 identities at 64x32, built once per session (shared with the other trainer/evaluate test files)."""
-    from tipr.data.synthetic import generate_synthpedes
-
-    out = tmp_path_factory.getbasetemp() / "synthpedes-8"
-    if not (out / "CUHK-PEDES" / "reid_raw.json").exists():
-        generate_synthpedes(out, identities=8, seed=0, image_size=(64, 32), workers=1)
-    return str(out / "CUHK-PEDES")
 
 
 @pytest.fixture(scope="session")
