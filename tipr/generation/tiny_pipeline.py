@@ -60,6 +60,11 @@ class TiprTextEncoder(ModelMixin, ConfigMixin):
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
         return self._tokenizer(prompts).to(self.device)
 
+    def attention_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """1 for the tokens up to and including the end-of-text token, 0 for the padding after it."""
+        eot = (input_ids == self._tokenizer.eot_token_id).int().argmax(dim=-1, keepdim=True)
+        return (torch.arange(input_ids.shape[1], device=input_ids.device) <= eot).long()
+
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.text(input_ids)[1]
 
@@ -75,7 +80,12 @@ def build_tiny_unet(*, sample_size: tuple[int, int] = SAMPLE_SIZE, cross_attenti
         down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
         block_out_channels=block_out_channels, layers_per_block=1, norm_num_groups=8,
-        cross_attention_dim=cross_attention_dim, attention_head_dim=4)
+        cross_attention_dim=cross_attention_dim, attention_head_dim=4,
+        # the caption's mean token feature also joins the time embedding (see `unet_conditioning`): a global path
+        # from colour words to every block, learned far sooner than cross-attention from random text features
+        class_embed_type="projection", projection_class_embeddings_input_dim=cross_attention_dim,
+        # FiLM after the group norm: an added bias before it would mostly be normalised away at 2 channels a group
+        resnet_time_scale_shift="scale_shift")
 
 
 def build_tiny_scheduler() -> DDIMScheduler:
@@ -83,6 +93,14 @@ def build_tiny_scheduler() -> DDIMScheduler:
     # v- and epsilon-prediction still give noise; "trailing" spacing keeps few-step sampling sane
     return DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="sample",
                          clip_sample=True, set_alpha_to_one=True, timestep_spacing="trailing")
+
+
+def unet_conditioning(features: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """UNet keyword arguments from token features [B, L, D] and their mask [B, L]: cross-attention over the
+    real tokens, and their mean as the `class_labels` vector."""
+    weights = mask.to(features.dtype).unsqueeze(-1)
+    pooled = (features * weights).sum(1) / weights.sum(1).clamp(min=1)
+    return {"encoder_hidden_states": features, "encoder_attention_mask": mask, "class_labels": pooled}
 
 
 class TiprTinyText2ImagePipeline(DiffusionPipeline):
@@ -112,9 +130,10 @@ class TiprTinyText2ImagePipeline(DiffusionPipeline):
         finally:
             self.text_encoder.type(dtype)
 
-    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
+    def encode_prompt(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token features [B, L, width] and the mask [B, L] that hides the padding from cross-attention."""
         ids = self.text_encoder.tokenize(prompts)
-        return self.text_encoder(ids).to(self.unet.dtype)
+        return self.text_encoder(ids).to(self.unet.dtype), self.text_encoder.attention_mask(ids)
 
     @torch.no_grad()
     def __call__(self, prompt: str | list[str], *, negative_prompt: str | list[str] | None = None,
@@ -127,18 +146,19 @@ class TiprTinyText2ImagePipeline(DiffusionPipeline):
             raise ValueError("prompt is empty: pass one caption or a list of captions")
         sample = self.unet.config.sample_size
         height, width = height or sample[0], width or sample[1]
-        cond = self.encode_prompt(prompts)
+        cond, mask = self.encode_prompt(prompts)
         use_cfg = guidance_scale > 1.0
         if use_cfg:
             negative = negative_prompt if negative_prompt is not None else ""
             negatives = [negative] * len(prompts) if isinstance(negative, str) else list(negative)
-            cond = torch.cat([self.encode_prompt(negatives), cond])
+            uncond, uncond_mask = self.encode_prompt(negatives)
+            cond, mask = torch.cat([uncond, cond]), torch.cat([uncond_mask, mask])
         shape = (len(prompts), self.unet.config.in_channels, height, width)
         x = randn_tensor(shape, generator=generator, device=self._execution_device, dtype=self.unet.dtype)
         self.scheduler.set_timesteps(num_inference_steps, device=x.device)
         for t in self.progress_bar(self.scheduler.timesteps):
             model_in = torch.cat([x, x]) if use_cfg else x
-            out = self.unet(model_in, t, encoder_hidden_states=cond).sample
+            out = self.unet(model_in, t, **unet_conditioning(cond, mask)).sample
             if use_cfg:
                 uncond, text = out.chunk(2)
                 out = uncond + guidance_scale * (text - uncond)
