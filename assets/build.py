@@ -81,7 +81,7 @@ def commands(args) -> dict[str, list[str]]:
         "generate": [py, "-m", "tipr.generate", "--dataset", "synthpedes", "--data_root", str(data),
                      "--generator", str(assets / "generator"), "--cache", str(work / "generated"),
                      "--split", "all", "--seed", str(args.seed)],
-        "model": [py, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+        "model": [shutil.which("accelerate") or "accelerate", "launch", "--num_processes", "1", "--num_machines", "1",
                   "--mixed_precision", "no", "--dynamo_backend", "no",
                   str(REPO / "train" / "run.py"), "--preset", "tiny", "--method", "ecca+gea",
                   "--dataset", "synthpedes", "--data_root", str(data), "--setting", args.setting,

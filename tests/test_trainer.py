@@ -206,9 +206,9 @@ def test_two_cpu_processes_train_in_sync(synth, tmp_path):
     from tipr.training.checkpoint import check_checkpoint
 
     out = tmp_path / "ddp"
-    # `python -m accelerate.commands.launch` is `accelerate launch`; the console script imports timm, which
-    # fails with CPU torch + torchvision 0.28 before tipr can repair torchvision
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+    # the real command line users type; it imports torchvision (through timm) before tipr, which the
+    # tipr-torchvision-hook .pth installed by requirements.txt repairs on CPU torch
+    launcher = [shutil.which("accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                 "--main_process_port", str(_free_port())]  # not 29500: other jobs on the machine may hold it
     argv = _argv("ecca", synth, out, "--setting", "medium", "--max_train_steps", "3", "--checkpointing_steps", "2",
