@@ -4,12 +4,12 @@
     python train/train_generator.py --data_root data/synth --output_dir assets/generator \\
         --samples_out assets/generator_samples.png
 
-The UNet predicts the clean image (x0) at 64x32 with a plain MSE, timesteps biased toward high noise (where the
-caption decides the colours) by --timestep_power; captions are dropped (replaced by the empty
-prompt) with probability --caption_dropout so sampling can use classifier-free guidance. The defaults stop
-after 1000 steps or 14 minutes of training, whichever comes first (2 CPU cores: ~0.6-1.1 s per step). The result is a
-diffusers pipeline folder: `tipr.generation.load_generator(output_dir)` or `python -m tipr.generate
---generator output_dir` use it.
+The UNet predicts the clean image (x0) at 64x32 with a plain MSE, its timesteps biased toward high noise (where
+the caption decides the colours) by --timestep_power; captions are dropped (replaced by the empty prompt) with
+probability --caption_dropout so sampling can use classifier-free guidance. The defaults stop after 1000 steps
+or 14 minutes of training, whichever comes first (2 CPU cores: ~0.6-1.1 s per step). The result is a diffusers
+pipeline folder: `tipr.generation.load_generator(output_dir)` or `python -m tipr.generate --generator
+output_dir` use it.
 """
 
 from __future__ import annotations
