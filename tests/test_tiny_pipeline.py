@@ -16,17 +16,8 @@ from tipr.generation.tiny_pipeline import TiprTinyText2ImagePipeline, unet_condi
 CAPTIONS = ["a woman in a red coat and black trousers", "a man in a green shirt"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny models gain nothing from threads, and on a busy 2-core machine OpenMP contention makes them 5x slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def saved(one_thread, tmp_path_factory):
+def saved(tmp_path_factory):
     pipe = TiprTinyText2ImagePipeline.from_scratch(seed=0)
     folder = tmp_path_factory.mktemp("tiny") / "generator"
     pipe.save_pretrained(folder)
