@@ -7,6 +7,8 @@
 
 Stages, in order (each one's command is printed before it runs):
   synth      SynthPEDES: python -m tipr.data.synthetic (128x64 pedestrians in the CUHK-PEDES layout)
+  pretrain   a tiny CLIP trained with plain InfoNCE on a separate SynthPEDES draw (other seed, other people),
+             standing in for the web-pretrained CLIP the papers start from; the demo model starts from it
   generator  the tiny text-to-image pipeline: python train/train_generator.py -> assets/generator/
   generate   GEA's intermediate image of every caption: python -m tipr.generate (a cache the trainer reads)
   model      the tiny ECCA+GEA model: accelerate launch train/run.py --preset tiny -> assets/model/
@@ -31,7 +33,7 @@ from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parent
 REPO = ASSETS.parent
-STAGES = ("synth", "generator", "generate", "model", "gallery", "index", "check")
+STAGES = ("synth", "pretrain", "generator", "generate", "model", "gallery", "index", "check")
 MODEL_FILES = ("config.json", "model.safetensors", "README.md", "results.json")
 
 
@@ -41,12 +43,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     p.add_argument("--work_dir", default=str(REPO / "build" / "assets"), help="dataset, caches and training runs")
     p.add_argument("--assets_dir", default=str(ASSETS), help="where model/, gallery/ and generator/ go")
-    p.add_argument("--identities", type=int, default=500, help="SynthPEDES people (10%% of them form the gallery)")
+    p.add_argument("--identities", type=int, default=1000, help="SynthPEDES people (10%% of them form the gallery)")
+    p.add_argument("--pretrain_epochs", type=int, default=8, help="epochs of the InfoNCE pretraining")
     p.add_argument("--images_per_identity", type=int, default=4)
     p.add_argument("--captions_per_image", type=int, default=2)
     p.add_argument("--captionless", type=float, default=0.2, help="fraction of gallery images shown captionless")
-    p.add_argument("--generator_steps", type=int, default=450, help="train_generator.py --max_train_steps")
-    p.add_argument("--epochs", type=int, default=10, help="train/run.py --num_train_epochs")
+    p.add_argument("--generator_steps", type=int, default=1000, help="train_generator.py --max_train_steps")
+    p.add_argument("--epochs", type=int, default=4, help="train/run.py --num_train_epochs")
     p.add_argument("--setting", default="easy", choices=("full", "easy", "medium", "hard"),
                    help="ECCA's incomplete-data setting for the demo model")
     p.add_argument("--seed", type=int, default=0)
@@ -74,17 +77,26 @@ def commands(args) -> dict[str, list[str]]:
                   "--identities", str(args.identities), "--images_per_identity", str(args.images_per_identity),
                   "--captions_per_image", str(args.captions_per_image), "--image_size", "128x64",
                   "--seed", str(args.seed), "--overwrite"],
-        "generator": [py, str(REPO / "train" / "train_generator.py"), "--dataset", "synthpedes",
+        "pretrain-data": [py, "-m", "tipr.data.synthetic", "--out", str(work / "synthpedes-pretrain"),
+                          "--identities", str(args.identities), "--image_size", "128x64",
+                          "--seed", str(args.seed + 1), "--overwrite"],
+        "pretrain": [py, str(REPO / "train" / "run.py"), "--preset", "tiny", "--method", "clip", "--loss", "infonce",
+                     "--no-supervised", "--dataset", "cuhk-pedes", "--data_root", str(work / "synthpedes-pretrain"),
+                     "--setting", "full", "--num_train_epochs", str(args.pretrain_epochs), "--train_batch_size", "64",
+                     "--validation_epochs", "0", "--no-eval_test", "--checkpointing_steps", "100000",
+                     "--seed", str(args.seed), "--report_to", "none", "--output_dir", str(work / "pretrain-run")],
+        "generator": [py, str(REPO / "train" / "train_generator.py"), "--dataset", "cuhk-pedes",
                       "--data_root", str(data), "--output_dir", str(work / "generator-run"),
                       "--max_train_steps", str(args.generator_steps), "--seed", str(args.seed),
                       "--report_to", "none", "--samples_out", str(work / "generator-samples.png")],
-        "generate": [py, "-m", "tipr.generate", "--dataset", "synthpedes", "--data_root", str(data),
+        "generate": [py, "-m", "tipr.generate", "--dataset", "cuhk-pedes", "--data_root", str(data),
                      "--generator", str(assets / "generator"), "--cache", str(work / "generated"),
                      "--split", "all", "--seed", str(args.seed)],
         "model": [shutil.which("accelerate") or "accelerate", "launch", "--num_processes", "1", "--num_machines", "1",
                   "--mixed_precision", "no", "--dynamo_backend", "no",
                   str(REPO / "train" / "run.py"), "--preset", "tiny", "--method", "ecca+gea",
-                  "--dataset", "synthpedes", "--data_root", str(data), "--setting", args.setting,
+                  "--dataset", "cuhk-pedes", "--data_root", str(data), "--setting", args.setting,
+                  "--pretrained", str(work / "pretrain-run"),
                   "--generator", str(assets / "generator"), "--generation_cache", str(work / "generated"),
                   "--num_train_epochs", str(args.epochs), "--seed", str(args.seed), "--cpu",
                   "--report_to", "none", "--output_dir", str(work / "model-run")],
@@ -161,6 +173,8 @@ def main(argv: list[str] | None = None) -> None:
         if stage not in args.stages:
             continue
         print(f"== {stage}", flush=True)
+        if stage == "pretrain":
+            run(cmds["pretrain-data"], args.dry_run)
         if stage in cmds:
             run(cmds[stage], args.dry_run)
         if args.dry_run:
