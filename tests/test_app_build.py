@@ -38,13 +38,16 @@ def test_commands_are_accepted_by_the_scripts_they_call(build, tmp_path):
 
     assert generate_args(cmds["generate"][3:]).split == "all"
     train_generator = _load(REPO / "train" / "train_generator.py", "tipr_train_generator")
-    assert train_generator.parse_args(cmds["generator"][2:]).max_train_steps == 450
+    assert train_generator.parse_args(cmds["generator"][2:]).max_train_steps == args.generator_steps
     run_argv = cmds["model"][cmds["model"].index(str(REPO / "train" / "run.py")) + 1:]
     from tipr.training.args import parse_args as run_args
 
     parsed = run_args(run_argv)
-    assert (parsed.method, parsed.model_name, parsed.num_train_epochs, parsed.setting) == \
-        ("ecca+gea", "tipr-tiny", 10, "easy")
+    assert (parsed.method, parsed.model_name, parsed.num_train_epochs, parsed.setting, parsed.pretrained) == \
+        ("ecca+gea", "tipr-tiny", args.epochs, "easy", str(tmp_path / "pretrain-run"))
+    pretrain = run_args(cmds["pretrain"][2:])
+    assert (pretrain.method, pretrain.loss, pretrain.supervised, pretrain.data_root) == \
+        ("clip", "infonce", False, str(tmp_path / "synthpedes-pretrain"))
 
 
 def test_gallery_index_and_size_check_on_a_tiny_build(build, tmp_path, capsys):
