@@ -43,7 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     p.add_argument("--work_dir", default=str(REPO / "build" / "assets"), help="dataset, caches and training runs")
     p.add_argument("--assets_dir", default=str(ASSETS), help="where model/, gallery/ and generator/ go")
-    p.add_argument("--identities", type=int, default=1000, help="SynthPEDES people (10%% of them form the gallery)")
+    p.add_argument("--identities", type=int, default=500, help="SynthPEDES people (10%% of them form the gallery)")
+    p.add_argument("--generation_steps", type=int, default=10,
+                   help="DDIM steps per intermediate image (every train caption gets one: the CPU cost of the build)")
     p.add_argument("--pretrain_epochs", type=int, default=8, help="epochs of the InfoNCE pretraining")
     p.add_argument("--images_per_identity", type=int, default=4)
     p.add_argument("--captions_per_image", type=int, default=2)
@@ -91,14 +93,14 @@ def commands(args) -> dict[str, list[str]]:
                       "--report_to", "none", "--samples_out", str(work / "generator-samples.png")],
         "generate": [py, "-m", "tipr.generate", "--dataset", "cuhk-pedes", "--data_root", str(data),
                      "--generator", str(assets / "generator"), "--cache", str(work / "generated"),
-                     "--split", "all", "--seed", str(args.seed)],
+                     "--split", "all", "--seed", str(args.seed), "--steps", str(args.generation_steps)],
         "model": [shutil.which("accelerate") or "accelerate", "launch", "--num_processes", "1", "--num_machines", "1",
                   "--mixed_precision", "no", "--dynamo_backend", "no",
                   str(REPO / "train" / "run.py"), "--preset", "tiny", "--method", "ecca+gea",
                   "--dataset", "cuhk-pedes", "--data_root", str(data), "--setting", args.setting,
                   "--pretrained", str(work / "pretrain-run"),
                   "--generator", str(assets / "generator"), "--generation_cache", str(work / "generated"),
-                  "--num_train_epochs", str(args.epochs), "--seed", str(args.seed), "--cpu",
+                  "--generation_steps", str(args.generation_steps), "--num_train_epochs", str(args.epochs), "--seed", str(args.seed), "--cpu",
                   "--report_to", "none", "--output_dir", str(work / "model-run")],
     }
 

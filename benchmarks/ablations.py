@@ -131,7 +131,8 @@ def generation_seconds_per_image(args, data: Path, cache: Path) -> float:
         cache.mkdir(parents=True, exist_ok=True)
         log = cache.parent / "generate.log"
         seconds = run([sys.executable, "-m", "tipr.generate", "--dataset", "cuhk-pedes", "--data_root", str(data),
-                       "--generator", args.generator, "--cache", str(cache), "--split", "all"], log)
+                       "--generator", args.generator, "--cache", str(cache), "--split", "all",
+                       "--steps", str(args.generation_steps)], log)
         from tipr.data import load_dataset
 
         ds = load_dataset("cuhk-pedes", data)
@@ -152,6 +153,7 @@ def main() -> None:
     p.add_argument("--train_batch_size", type=int, default=32)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of every variant")
     p.add_argument("--generator", default=str(ROOT / "assets" / "generator"), help="GEA's diffusion generator")
+    p.add_argument("--generation_steps", type=int, default=10, help="DDIM steps per intermediate image")
     p.add_argument("--out", default=None, help="Markdown file (default docs/results/<study>_ablation.md)")
     args = p.parse_args()
 
@@ -194,11 +196,13 @@ def main() -> None:
     else:
         cache = work / "generation-cache"
         per_image = generation_seconds_per_image(args, data, cache)
-        gen = ["--generator", args.generator, "--generation_cache", str(cache)]
+        gen = ["--generator", args.generator, "--generation_cache", str(cache), "--generation_steps",
+               str(args.generation_steps)]
         lines += [
             "# GEA ablation on SynthPEDES", "",
             f"{budget[0].upper() + budget[1:]}. Intermediate images from `{Path(args.generator).name}`: "
-            f"{per_image:.3f} s per image to generate (CPU, batched, cached once).", "",
+            f"{per_image:.3f} s per image to generate with {args.generation_steps} DDIM steps (CPU, one thread, "
+            "batched, cached once).", "",
             "## Full data, supervised (TAL with identities)", "",
             table({"initialisation only (no training here)": [evaluate_init(init, data)]}
                   | variants(GEA_VARIANTS, "full", gen)), "",
