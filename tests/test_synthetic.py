@@ -151,12 +151,13 @@ def test_captions_use_synonyms_and_vary():
     assert all(re.search(rf"\b{w}\b", text) for w in ("trousers", "pants", "red", "crimson"))
 
 
-def test_load_dataset_reads_it(made):
+@pytest.mark.parametrize("name", ["cuhk-pedes", "synthpedes"])  # given the parent of CUHK-PEDES/
+def test_load_dataset_reads_it(made, name):
     if importlib.util.find_spec("tipr.data.readers") is None:
         pytest.skip("tipr.data.readers is not written yet")
     from tipr.data import load_dataset
 
-    data = load_dataset("cuhk-pedes", made["a"].parent)
+    data = load_dataset(name, made["a"].parent)
     assert sorted({r.pid for r in data.train}) == [0, 1, 2, 3] and len(data.train) == 32
     assert len(data.train_image_paths) == 16 and data.val.num_images == 4 and data.test.num_captions == 8
     assert data.train[0].attributes["view"] in VIEWS

@@ -30,6 +30,7 @@ class DatasetFormat:
     path_field: str
     train_pid_offset: int
     url: str
+    disk_folder: str = ""  # the folder name on disk where it is not ``folder`` (SynthPEDES writes CUHK-PEDES/)
 
 
 FORMATS = {
@@ -41,7 +42,7 @@ FORMATS = {
                               "https://github.com/NjtechCVLab/RSTPReid-Dataset"),
     # tipr's procedural stand-in, written by tipr.data.synthetic in the CUHK-PEDES layout
     "synthpedes": DatasetFormat("synthpedes", "SynthPEDES", ("reid_raw.json",), "file_path", -1,
-                                "`python -m tipr.data.synthetic`"),
+                                "`python -m tipr.data.synthetic`", disk_folder="CUHK-PEDES"),
 }
 _ALIASES = {"cuhk": "cuhk-pedes", "icfg": "icfg-pedes", "rstp": "rstpreid", "synth": "synthpedes"}
 
@@ -102,9 +103,10 @@ def load_dataset(name: str, root: str | os.PathLike, *, skip_missing_images: boo
 def _find_annotation(fmt: DatasetFormat, root: Path) -> Path:
     if root.is_file() and root.name in fmt.annotation_files:  # the annotation file itself
         return root
-    candidates = [root, root / fmt.folder]
+    folder = fmt.disk_folder or fmt.folder
+    candidates = [root, root / folder]
     if root.is_dir():  # the folder name in any case, e.g. cuhk-pedes/
-        candidates += sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower() == fmt.folder.lower())
+        candidates += sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower() == folder.lower())
     looked = []
     for folder in dict.fromkeys(candidates):
         for file_name in fmt.annotation_files:
