@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="t = T(1 - u^power): >1 trains the high-noise steps, where colours follow the caption, more")
     p.add_argument("--caption_dropout", type=float, default=0.1, help="probability of training on the empty prompt")
     p.add_argument("--snr_gamma", type=float, default=0.0,
-                   help="min-SNR-gamma weighting (0: plain v-MSE, which keeps the high-noise steps that set colours)")
+                   help="min-SNR-gamma weighting (0: plain MSE, which keeps the high-noise steps that set colours)")
     p.add_argument("--hflip", action="store_true", help="random horizontal flips (captions must not say left/right)")
     p.add_argument("--use_ema", action="store_true", help="keep an EMA of the UNet weights and save it")
     p.add_argument("--ema_decay", type=float, default=0.995)
