@@ -196,7 +196,10 @@ def main(argv: list[str] | None = None) -> Path:
     if args.train_text_encoder:
         groups.append({"params": text_encoder.parameters(), "lr": args.text_encoder_lr})
     optimizer = torch.optim.AdamW(groups, weight_decay=args.weight_decay)
-    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(args.lr_warmup_steps, args.max_train_steps))
+    # the prepared scheduler steps once per process per update (accelerate's convention, as in train/run.py)
+    procs = accelerator.num_processes
+    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(args.lr_warmup_steps * procs, args.max_train_steps * procs))
     unet, text_encoder, optimizer, lr_scheduler = accelerator.prepare(unet, text_encoder, optimizer, lr_scheduler)
     trainable = [p for p in list(unet.parameters()) + list(text_encoder.parameters()) if p.requires_grad]
     ema = EMAModel(accelerator.unwrap_model(unet).parameters(), decay=args.ema_decay) if args.use_ema else None
