@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--supervised", action=argparse.BooleanOptionalAction, default=None,
                    help="give person ids to the objective (default: yes for clip and gea; ECCA never uses ids)")
     g.add_argument("--loss", choices=("infonce", "tal"), default=None,
-                   help="two-tower loss of clip and gea (default: tal)")
+                   help="two-tower loss of clip and gea (default: tal; infonce for clip with --no-supervised)")
     g.add_argument("--skip_missing_images", action="store_true",
                    help="drop annotation records whose image file is absent instead of failing")
 
