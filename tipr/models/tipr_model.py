@@ -129,8 +129,9 @@ class TIPRModel(
 
 def load_model(path_or_hub_id: str | os.PathLike, *, device: str | torch.device = "cpu") -> TIPRModel:
     """Load a tipr model from a `save_pretrained` folder or a Hub repo id, with clear errors."""
-    path = Path(path_or_hub_id)
-    if path.exists() or str(path_or_hub_id).startswith((".", "/", "~")):
+    path = Path(path_or_hub_id).expanduser()
+    local = path.exists() or str(path_or_hub_id).startswith((".", "/", "~"))
+    if local:
         if not path.is_dir():
             raise FileNotFoundError(f"model folder {path} does not exist (expected config.json + model.safetensors)")
         for name in ("config.json", "model.safetensors"):
@@ -143,7 +144,8 @@ def load_model(path_or_hub_id: str | os.PathLike, *, device: str | torch.device 
         if not isinstance(try_to_load_from_cache(str(path_or_hub_id), "model.safetensors"), str):
             require_hub(f"tipr model {str(path_or_hub_id)!r}",
                         local_alternative="pass the path of a local model folder saved by train/run.py")
-    model = TIPRModel.from_pretrained(str(path_or_hub_id), strict=True, map_location=str(device))
+    model = TIPRModel.from_pretrained(str(path) if local else str(path_or_hub_id), strict=True,
+                                      map_location=str(device))
     return model.float().eval()
 
 
