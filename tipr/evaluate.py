@@ -175,7 +175,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="GEA: text-to-image pipeline for the queries' generated images (default: assets/generator)")
     p.add_argument("--generation_cache", default=None,
                    help="GEA: folder of generated images (default: .cache/tipr-generated)")
-    p.add_argument("--generation_steps", type=int, default=None, help="denoising steps (default: the generator's)")
+    p.add_argument("--generation_steps", type=int, default=None,
+                   help="denoising steps (default: what the model was trained with, else the generator's)")
     p.add_argument("--generation_seed", type=int, default=0, help="base seed of the per-caption seeds")
     p.add_argument("--skip_missing_images", action="store_true", help="drop records whose image file is absent")
     p.add_argument("--json", action="store_true", help="print one JSON object with the metrics instead of a table")
@@ -212,10 +213,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         model = load_model(args.model, device=device)
         dataset = load_dataset(args.dataset, args.data_root, skip_missing_images=args.skip_missing_images)
         split = getattr(dataset, args.split)
+        trained_steps = model.gea_config.generation_steps if model.gea_config else 0
         generated = generated_for(model, split.captions, generator=args.generator,
                                   cache_dir=args.generation_cache or ".cache/tipr-generated",
-                                  steps=args.generation_steps, seed=args.generation_seed, device=device,
-                                  progress=not args.json)
+                                  steps=args.generation_steps or trained_steps or None, seed=args.generation_seed,
+                                  device=device, progress=not args.json)
         top_k = 0
         if args.rerank:
             top_k = args.rerank_top_k or (model.gea_config.rerank_top_k if model.gea_config else 10)

@@ -55,7 +55,8 @@ class Backend:
             step = "the gallery"
             index = load_or_build(cfg.gallery, model_fingerprint=model_fingerprint(cfg.model),
                                   embed_images=encoder.images, embed_texts=encoder.texts, cache_dir=cfg.cache_dir)
-            imaginer = Imaginer(cfg.generator, cfg.cache_dir) if cfg.generator else None
+            trained_steps = model.gea_config.generation_steps if model.gea_config else 0
+            imaginer = Imaginer(cfg.generator, cfg.cache_dir, trained_steps=trained_steps) if cfg.generator else None
             self.searcher = Searcher(encoder, index, imaginer)
             self.seconds = time.perf_counter() - start
             log.info("ready in %.1f s: %d gallery images, %d captions", self.seconds, len(index),

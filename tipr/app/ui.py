@@ -310,7 +310,7 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
                 gea_query = gr.Textbox(label="Describe the person", lines=2, scale=4, elem_id="gea-query")
                 with gr.Column(scale=2):
                     seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=2**31 - 1)
-                    steps = gr.Slider(1, 50, value=20, step=1, label="Denoising steps")
+                    steps = gr.Slider(0, 50, value=0, step=1, label="Denoising steps (0: as in training)")
                     gea_k = gr.Slider(1, 30, value=10, step=1, label="Results (k)")
             gea_btn = gr.Button("Generate and compare", variant="primary", elem_id="gea-button")
             gea_md = gr.Markdown(elem_id="gea-status")

@@ -24,6 +24,8 @@ class GEAConfig:
     - ``rerank_weight``: final score = two-tower cosine + ``rerank_weight`` * GIF score (ours: 1.0).
     - ``w_tal``, ``w_gif``: weights of the two-tower TAL and of GIF's TAL in the total loss.
     - ``use_tgte``, ``use_gif``: module switches (off = plain CLIP query feature / no fusion score).
+    - ``generation_steps``: denoising steps of the intermediate images the model was trained on (0: the
+      generator's own default); evaluation and the app generate query images the same way.
     """
 
     tal_tau: float = 0.015
@@ -39,6 +41,7 @@ class GEAConfig:
     w_gif: float = 1.0
     use_tgte: bool = True
     use_gif: bool = True
+    generation_steps: int = 0
 
     def __post_init__(self) -> None:
         checks = {
@@ -53,6 +56,7 @@ class GEAConfig:
             "rerank_weight": self.rerank_weight >= 0,
             "w_tal": self.w_tal >= 0,
             "w_gif": self.w_gif >= 0,
+            "generation_steps": self.generation_steps >= 0,
         }
         bad = [f"{name}={getattr(self, name)!r}" for name, ok in checks.items() if not ok]
         if bad:

@@ -65,6 +65,7 @@ GEA_HELP = {
     "w_gif": "weight of GIF's loss",
     "use_tgte": "ablation switch: Text-Guided Token Enhancement",
     "use_gif": "ablation switch: Generative Intermediate Fusion",
+    "generation_steps": "denoising steps of the generated images (0: the generator's own); saved with the model",
 }
 
 
@@ -152,7 +153,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--generation_cache", default=None,
                    help="folder of generated images (default: OUTPUT_DIR/generated); fill it ahead with "
                         "python -m tipr.generate")
-    g.add_argument("--generation_steps", type=int, default=None, help="denoising steps (default: the generator's)")
     g.add_argument("--guidance_scale", type=float, default=None, help="guidance (default: the generator's)")
     g.add_argument("--generation_seed", type=int, default=0, help="base seed of the per-caption seeds")
     g.add_argument("--generation_batch_size", type=int, default=8, help="captions per generator call")
