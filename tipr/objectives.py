@@ -118,7 +118,8 @@ class ECCAObjective(Objective):
             raise ValueError(f"model method {model.method!r} has no ECCA heads; build it with method 'ecca'")
         self.config = model.ecca_config
         modes = partition.modes if partition is not None else None
-        self.requires_bank = self.uses_incomplete_pairs = self.config.use_fmc
+        incomplete = modes is not None and bool((modes != 0).any())
+        self.requires_bank = self.uses_incomplete_pairs = self.config.use_fmc and incomplete
         self.requires_generated = model.uses_generated_images
         self.bank = FeatureBank([r.image_id for r in records], modes)
         self.num_images = max((r.image_id for r in records), default=-1) + 1

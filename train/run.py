@@ -140,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                              f"pipeline Hub id such as stabilityai/sd-turbo, or a local pipeline folder such as "
                              f"one saved by train/train_generator.py)")
         cache_dir = args.generation_cache or str(output_dir / "generated")
-        train_captions = [None if m == Modality.TEXT_MISSING else r.caption  # a missing text has no image
+        unused = {Modality.TEXT_MISSING} | ({Modality.IMAGE_MISSING} if not objective.uses_incomplete_pairs else set())
+        train_captions = [None if m in unused else r.caption  # a missing text has no image; unused pairs need none
                           for r, m in zip(dataset.train, partition.modes)]
         eval_captions = list(dataset.val.captions) + list(dataset.test.captions)
         keys = prepare_generated(train_captions + eval_captions, generator=generator, cache_dir=cache_dir,
