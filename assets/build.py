@@ -90,7 +90,7 @@ def commands(args) -> dict[str, list[str]]:
         "generator": [py, str(REPO / "train" / "train_generator.py"), "--dataset", "cuhk-pedes",
                       "--data_root", str(data), "--output_dir", str(work / "generator-run"),
                       "--max_train_steps", str(args.generator_steps), "--seed", str(args.seed),
-                      "--report_to", "none", "--samples_out", str(work / "generator-samples.png")],
+                      "--report_to", "none", "--samples_out", str(REPO / "docs" / "generator_samples.png")],
         "generate": [py, "-m", "tipr.generate", "--dataset", "cuhk-pedes", "--data_root", str(data),
                      "--generator", str(assets / "generator"), "--cache", str(work / "generated"),
                      "--split", "all", "--seed", str(args.seed), "--steps", str(args.generation_steps)],
