@@ -165,8 +165,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of every variant")
     p.add_argument("--generator", default=str(ROOT / "assets" / "generator"), help="GEA's diffusion generator")
     p.add_argument("--generation_steps", type=int, default=10, help="DDIM steps per intermediate image")
-    p.add_argument("--learning_rate", type=float, default=1e-4,
-                   help="of every variant (the papers' 1e-4 for fine-tuning a pretrained CLIP)")
+    p.add_argument("--learning_rate", type=float, default=None,
+                   help="of every variant (default: the tiny preset's; the papers fine-tune CLIP at 1e-4)")
     p.add_argument("--out", default=None, help="Markdown file (default docs/results/<study>_ablation.md)")
     args = p.parse_args()
 
@@ -181,8 +181,10 @@ def main() -> None:
         "--checkpointing_steps", "100000"])
     common = ["--preset", "tiny", "--dataset", "cuhk-pedes", "--data_root", str(data), "--pretrained",
               init["output_dir"], "--max_train_steps", str(args.max_train_steps), "--train_batch_size",
-              str(args.train_batch_size), "--learning_rate", str(args.learning_rate), "--report_to", "none",
-              "--validation_epochs", "0", "--checkpointing_steps", "100000"]
+              str(args.train_batch_size), "--report_to", "none", "--validation_epochs", "0",
+              "--checkpointing_steps", "100000"]
+    if args.learning_rate is not None:
+        common += ["--learning_rate", str(args.learning_rate)]
     command = "python benchmarks/ablations.py " + shlex.join(sys.argv[1:])
     lines = [f"<!-- written by `{command}`; do not edit by hand -->", ""]
     def variants(table_of: dict[str, list[str]], setting: str, extra: list[str] = ()) -> dict[str, list[dict]]:
@@ -190,7 +192,8 @@ def main() -> None:
             list(extra) if "gea" in flags[1] else [])) for seed in args.seeds] for name, flags in table_of.items()}
 
     seeds = f"seeds {', '.join(map(str, args.seeds))} (mean ± std)" if len(args.seeds) > 1 else f"seed {args.seeds[0]}"
-    budget = (f"tiny backbone, {args.max_train_steps} steps of batch {args.train_batch_size}, {seeds}, test split "
+    lr = f"learning rate {args.learning_rate:g}" if args.learning_rate else "the tiny preset's learning rate 5e-4"
+    budget = (f"tiny backbone, {args.max_train_steps} steps of batch {args.train_batch_size}, {lr}, {seeds}, test split "
               f"of the last {args.identities // 10} of {args.identities} identities; every run starts from the same "
               "tiny CLIP")
     if args.study == "ecca":
