@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--identities", type=int, default=500, help="SynthPEDES people (10%% of them form the gallery)")
     p.add_argument("--generation_steps", type=int, default=10,
                    help="DDIM steps per intermediate image (every train caption gets one: the CPU cost of the build)")
-    p.add_argument("--pretrain_epochs", type=int, default=8, help="epochs of the InfoNCE pretraining")
+    p.add_argument("--pretrain_epochs", type=int, default=20, help="epochs of the InfoNCE pretraining")
     p.add_argument("--images_per_identity", type=int, default=4)
     p.add_argument("--captions_per_image", type=int, default=2)
     p.add_argument("--captionless", type=float, default=0.2, help="fraction of gallery images shown captionless")
