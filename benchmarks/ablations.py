@@ -167,6 +167,7 @@ def main() -> None:
     p.add_argument("--generation_steps", type=int, default=10, help="DDIM steps per intermediate image")
     p.add_argument("--learning_rate", type=float, default=None,
                    help="of every variant (default: the tiny preset's; the papers fine-tune CLIP at 1e-4)")
+    p.add_argument("--head_lr_scale", type=float, default=None, help="train/run.py --head_lr_scale of every variant")
     p.add_argument("--out", default=None, help="Markdown file (default docs/results/<study>_ablation.md)")
     args = p.parse_args()
 
@@ -185,6 +186,8 @@ def main() -> None:
               "--checkpointing_steps", "100000"]
     if args.learning_rate is not None:
         common += ["--learning_rate", str(args.learning_rate)]
+    if args.head_lr_scale is not None:
+        common += ["--head_lr_scale", str(args.head_lr_scale)]
     command = "python benchmarks/ablations.py " + shlex.join(sys.argv[1:])
     lines = [f"<!-- written by `{command}`; do not edit by hand -->", ""]
     def variants(table_of: dict[str, list[str]], setting: str, extra: list[str] = ()) -> dict[str, list[dict]]:
@@ -193,6 +196,8 @@ def main() -> None:
 
     seeds = f"seeds {', '.join(map(str, args.seeds))} (mean ± std)" if len(args.seeds) > 1 else f"seed {args.seeds[0]}"
     lr = f"learning rate {args.learning_rate:g}" if args.learning_rate else "the tiny preset's learning rate 5e-4"
+    if args.head_lr_scale:
+        lr += f" ({args.head_lr_scale:g}x for the method's heads)"
     budget = (f"tiny backbone, {args.max_train_steps} steps of batch {args.train_batch_size}, {lr}, {seeds}, test split "
               f"of the last {args.identities // 10} of {args.identities} identities; every run starts from the same "
               "tiny CLIP")

@@ -173,9 +173,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     # ------------------------------------------------------------------------------------ optimisation
     step_module = TrainStep(model, objective)
-    optimizer = torch.optim.Adam(step_module.parameters(), lr=args.learning_rate,
-                                 betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon,
-                                 weight_decay=args.adam_weight_decay)
+    # the method's heads start from scratch (and GEA's gates from 0) while the backbone is pretrained: like
+    # IRRA's lr_factor, they may learn faster than the backbone
+    backbone_params = {id(p) for p in model.backbone.parameters()}
+    heads = [p for p in step_module.parameters() if id(p) not in backbone_params]
+    groups = [{"params": [p for p in step_module.parameters() if id(p) in backbone_params]}]
+    if heads:
+        groups.append({"params": heads, "lr": args.learning_rate * args.head_lr_scale})
+    optimizer = torch.optim.Adam(groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+                                 eps=args.adam_epsilon, weight_decay=args.adam_weight_decay)
     step_module, optimizer, train_dataloader = accelerator.prepare(step_module, optimizer, train_dataloader)
     if len(train_dataloader) == 0:
         raise SystemExit(f"error: {len(train_pairs)} train pairs make no full batch of {args.train_batch_size} per "

@@ -170,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--adam_beta2", type=float, default=0.999, help="Adam beta2")
     g.add_argument("--adam_epsilon", type=float, default=1e-8, help="Adam epsilon")
     g.add_argument("--adam_weight_decay", type=float, default=0.0, help="Adam (L2) weight decay")
+    g.add_argument("--head_lr_scale", type=float, default=1.0,
+                   help="learning rate of the method's heads (prototypes, TGTE, GIF) relative to the backbone's")
     g.add_argument("--max_grad_norm", type=float, default=0.0, help="gradient clipping norm (0: no clipping)")
     g.add_argument("--lr_scheduler", choices=LR_SCHEDULERS, default="cosine", help="learning-rate schedule")
     g.add_argument("--lr_warmup_steps", type=int, default=None,
