@@ -180,12 +180,11 @@ def main() -> None:
         "--data_root", str(pre_data), "--setting", "full", "--num_train_epochs", str(args.pretrain_epochs),
         "--train_batch_size", "64", "--report_to", "none", "--validation_epochs", "0", "--no-eval_test",
         "--checkpointing_steps", "100000"])
+    lr_flags = ["--learning_rate", str(args.learning_rate)] if args.learning_rate is not None else []
     common = ["--preset", "tiny", "--dataset", "cuhk-pedes", "--data_root", str(data), "--pretrained",
               init["output_dir"], "--max_train_steps", str(args.max_train_steps), "--train_batch_size",
-              str(args.train_batch_size), "--report_to", "none", "--validation_epochs", "0",
+              str(args.train_batch_size), *lr_flags, "--report_to", "none", "--validation_epochs", "0",
               "--checkpointing_steps", "100000"]
-    if args.learning_rate is not None:
-        common += ["--learning_rate", str(args.learning_rate)]
     if args.head_lr_scale is not None:
         common += ["--head_lr_scale", str(args.head_lr_scale)]
     command = "python benchmarks/ablations.py " + shlex.join(sys.argv[1:])
