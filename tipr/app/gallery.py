@@ -198,11 +198,8 @@ def file_stats(source: GallerySource) -> list[list[Any]]:
 
 
 def _sha1(path: str) -> str:
-    digest = hashlib.sha1()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha1").hexdigest()
 
 
 def fingerprints(source: GallerySource, model_fingerprint: str, stats: list[list[Any]] | None = None,
