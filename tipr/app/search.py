@@ -180,9 +180,12 @@ class Searcher:
                 notes.append(f"No generated image: {err}.")
         feat, tokens, gen = self.encoder.query(text, generated)
         if method == "gif":
+            # like tipr.evaluate: GIF re-orders the two-tower top rerank_top_k, the rest keep their cosine order
             rows, scores = self.top(feat, max(k, self.rerank_top_k), user)
-            rows, scores = self._gif_rerank(tokens, gen, rows, scores, user)
-            rows, scores = rows[:k], scores[:k]
+            head = self.rerank_top_k
+            head_rows, head_scores = self._gif_rerank(tokens, gen, rows[:head], scores[:head], user)
+            rows = np.concatenate([head_rows, rows[head:]])[:k]
+            scores = np.concatenate([head_scores, scores[head:]])[:k]
         else:
             rows, scores = self.top(feat, k, user)
         return SearchResult(self._hits(rows, scores, user), method, generated, notes)
