@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from tipr.config import dataclass_from_dict
 
 
 @dataclass
@@ -69,8 +71,4 @@ class ECCAConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ECCAConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"ECCAConfig got unknown keys {unknown}; valid keys are {sorted(known)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data)

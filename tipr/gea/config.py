@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from tipr.config import dataclass_from_dict
+
 
 @dataclass
 class GEAConfig:
@@ -71,11 +73,7 @@ class GEAConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> GEAConfig:
         """Build from a dict (e.g. a saved model config); unknown keys are an error, missing keys take defaults."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"GEAConfig: unknown key(s) {unknown}; known keys are {sorted(known)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -11,19 +11,11 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+from tipr.config import dataclass_from_dict
 from tipr.hub import require_hub
 from tipr.models.backbone import BackboneConfig, Features, build_backbone
 
 METHODS = ("clip", "ecca", "gea", "ecca+gea")
-
-
-def _dataclass_from(cls, values: dict | None):
-    values = dict(values or {})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(known)}")
-    return cls(**values)
 
 
 class TIPRModel(
@@ -47,14 +39,14 @@ class TIPRModel(
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         self.method = method
-        self.backbone = build_backbone(_dataclass_from(BackboneConfig, backbone))
+        self.backbone = build_backbone(dataclass_from_dict(BackboneConfig, backbone))
         dim = self.backbone.embed_dim
         saved_backbone = self.backbone.config.to_dict() | {"pretrained": None}  # weights live in model.safetensors
         self.ecca_config = self.gea_config = None
         if "ecca" in method:
             from tipr.ecca import ECCAConfig, PrototypeFusion, UnifiedPrototypes
 
-            self.ecca_config = _dataclass_from(ECCAConfig, ecca)
+            self.ecca_config = dataclass_from_dict(ECCAConfig, ecca)
             c = self.ecca_config
             self.fusion = (PrototypeFusion(dim=dim, num_prototypes=c.num_prototypes_s, heads=c.fusion_heads)
                            if c.use_prototype_fusion else None)
@@ -62,7 +54,7 @@ class TIPRModel(
         if "gea" in method:
             from tipr.gea import GEAConfig, GIF, TGTE
 
-            self.gea_config = _dataclass_from(GEAConfig, gea)
+            self.gea_config = dataclass_from_dict(GEAConfig, gea)
             c = self.gea_config
             self.tgte = TGTE(dim=dim, heads=c.tgte_heads, layers=c.tgte_layers) if c.use_tgte else None
             self.gif = GIF(dim=dim, heads=c.gif_heads, layers=c.gif_layers) if c.use_gif else None
