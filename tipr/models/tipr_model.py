@@ -93,8 +93,9 @@ class TIPRModel(
         if getattr(self, "tgte", None) is not None and gen is not None:
             gen_mask = gen.mask if has_generated is None else gen.mask & has_generated.to(gen.mask.device)[:, None]
             tokens = self.tgte(feats.tokens, feats.mask, gen.tokens, gen_mask=gen_mask)
-            eot = ids.argmax(dim=-1)
-            feats = Features(tokens[torch.arange(len(ids), device=ids.device), eot], tokens, feats.mask)
+            from tipr.gea.tgte import eot_feature
+
+            feats = Features(eot_feature(tokens, ids.argmax(dim=-1)), tokens, feats.mask)
         return self.fuse(feats), feats
 
     def fuse(self, feats: Features) -> torch.Tensor:
