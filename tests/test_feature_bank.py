@@ -115,3 +115,28 @@ def test_errors(bank):
                     num_texts=2 * NUM_IMAGES)
     with pytest.raises(RuntimeError, match="did not encode 1 available images"):
         partial.neighbours_for([0], "image", k=4, k_prime=2)
+
+
+@pytest.mark.parametrize("modality", ["image", "text"])
+def test_oracle_neighbours_are_same_identity_first(modality):
+    pids = [image_id // 3 for image_id in PAIR_IMAGE_IDS]  # three images (six pairs) per identity
+    oracle = FeatureBank(PAIR_IMAGE_IDS, MODES, pair_pids=pids)
+    oracle.refresh(lookup_encoder, lookup_encoder, batches("image", IMAGE_FEATS, list(range(NUM_IMAGES)), 4),
+                   batches("text", TEXT_FEATS, list(range(2 * NUM_IMAGES)), 4), num_images=NUM_IMAGES,
+                   num_texts=2 * NUM_IMAGES)
+    missing_mode = 1 if modality == "image" else 2
+    queries = torch.tensor([p for p, m in enumerate(MODES) if m == missing_mode])
+    rows = oracle.neighbours_for(queries, modality, k_prime=2, method="oracle")
+    pool_pid = torch.tensor(pids)[::2] if modality == "image" else torch.tensor(pids)
+    available = oracle.image_available if modality == "image" else oracle.text_available
+    own = torch.tensor(pids)[queries]
+    for query, found in zip(own, pool_pid[rows]):
+        same_left = int((pool_pid[available] == query).sum())
+        # every available row of the same identity comes before any other row
+        assert found.tolist()[:min(2, same_left)] == [int(query)] * min(2, same_left)
+    assert bool(available[rows].all())
+
+
+def test_oracle_needs_identities(bank):
+    with pytest.raises(ValueError, match="pair_pids"):
+        bank.neighbours_for([0], "image", method="oracle")

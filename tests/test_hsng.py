@@ -86,3 +86,29 @@ def test_bad_arguments():
         hsng_neighbours(TEXTS, IMAGES, TEXTS)
     with pytest.raises(ValueError, match="feature dim"):
         hsng_neighbours(TEXTS, torch.randn(10, 3), TEXTS, k=3, k_prime=2)
+
+
+def _clustered(n: int, centres: int, dim: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randn(centres, dim, generator=g)
+    return F.normalize(c[torch.arange(n) % centres] + 0.3 * torch.randn(n, dim, generator=g), dim=-1)
+
+
+@pytest.mark.parametrize("spec,params", [("IVF16,Flat", "nprobe=16"), ("HNSW16", "efSearch=64")])
+def test_approximate_faiss_index_matches_exact_when_searching_everything(spec, params):
+    bank, query = _clustered(2000, 40, 16, 0), _clustered(50, 40, 16, 1)
+    exact = hsng_neighbours(query, bank, _clustered(1500, 40, 16, 2), k=6, k_prime=4)
+    approx = hsng_neighbours(query, bank, _clustered(1500, 40, 16, 2), k=6, k_prime=4, index=spec,
+                             index_params=params)
+    agree = (exact[0] == approx[0]).float().mean()
+    assert agree > 0.95  # IVF with nprobe = nlist is exact; HNSW at this size nearly so
+
+
+def test_faiss_index_too_small_to_train_falls_back_to_exact():
+    bank, query = _clustered(30, 3, 8, 0), _clustered(5, 3, 8, 1)
+    assert torch.equal(knn(query, bank, 4, index="IVF64,Flat")[1], knn(query, bank, 4)[1])
+
+
+def test_bad_faiss_index_string_says_what_to_pass():
+    with pytest.raises(ValueError, match="index factory string"):
+        knn(torch.randn(3, 8), torch.randn(10, 8), 2, index="NotAnIndex")

@@ -108,10 +108,12 @@ class ECCAObjective(Objective):
     missing a modality are left out. With GEA heads (ECCA+GEA), a text whose image is missing adds its
     generated image's feature as an extra FMC node, and GIF's score is trained on the complete pairs.
     The bank's text features are encoded without TGTE: neighbour search needs the shared joint space only.
+    ``oracle_neighbours`` completes from same-identity neighbours instead of HSNG's: a diagnostic upper
+    bound for ablations that reads the records' identities, so the run is no longer unsupervised.
     """
 
     def __init__(self, model: TIPRModel, *, records: Sequence[TrainRecord], partition: Partition | None,
-                 cache_dir: str | Path | None = None):
+                 cache_dir: str | Path | None = None, oracle_neighbours: bool = False):
         from tipr.ecca import FeatureBank, PhraseIndex, extract_noun_phrases
 
         if model.ecca_config is None:
@@ -121,7 +123,10 @@ class ECCAObjective(Objective):
         incomplete = modes is not None and bool((modes != 0).any())
         self.requires_bank = self.uses_incomplete_pairs = self.config.use_fmc and incomplete
         self.requires_generated = model.uses_generated_images
-        self.bank = FeatureBank([r.image_id for r in records], modes)
+        self.bank = FeatureBank([r.image_id for r in records], modes, faiss_index=self.config.faiss_index,
+                                faiss_params=self.config.faiss_params, pair_pids=[r.pid for r in records] if oracle_neighbours else None)
+        self.neighbour_method = ("oracle" if oracle_neighbours else
+                                 "hsng" if self.config.use_hsng else "plain")
         self.num_images = max((r.image_id for r in records), default=-1) + 1
         cache = Path(cache_dir) / "noun_phrases.json" if cache_dir is not None else None
         self.phrases = (PhraseIndex(extract_noun_phrases([r.caption for r in records], cache_path=cache))
@@ -144,8 +149,7 @@ class ECCAObjective(Objective):
         from tipr.ecca import fmc_complete, fmc_loss
 
         c = self.config
-        rows = self.bank.neighbours_for(indices, missing, k=c.k, k_prime=c.k_prime,
-                                        method="hsng" if c.use_hsng else "plain")
+        rows = self.bank.neighbours_for(indices, missing, k=c.k, k_prime=c.k_prime, method=self.neighbour_method)
         neighbours = self.bank.features(missing, rows).to(anchor.device)
         completed, _ = fmc_complete(anchor, neighbours, extra_nodes=extra, extra_mask=extra_mask)
         return F.normalize(completed, dim=-1), fmc_loss(completed, anchor)
@@ -227,7 +231,7 @@ class ECCAObjective(Objective):
 
 def build_objective(model: TIPRModel, *, method: str | None = None, records: Sequence[TrainRecord] = (),
                     partition: Partition | None = None, supervised: bool = False, loss: str | None = None,
-                    cache_dir: str | Path | None = None) -> Objective:
+                    cache_dir: str | Path | None = None, oracle_neighbours: bool = False) -> Objective:
     """The objective of `method` (default: the model's own) for these train records and partition.
 
     clip and gea train on the complete pairs of an incomplete partition; ecca completes the rest.
@@ -242,7 +246,10 @@ def build_objective(model: TIPRModel, *, method: str | None = None, records: Seq
             raise ValueError("ECCA trains without identity labels; drop --supervised for methods ecca and ecca+gea")
         if loss not in (None, "wiga"):
             raise ValueError(f"ECCA's loss is WIGA + EPGA + FMC; --loss {loss!r} applies to clip and gea only")
-        return ECCAObjective(model, records=records, partition=partition, cache_dir=cache_dir)
+        return ECCAObjective(model, records=records, partition=partition, cache_dir=cache_dir,
+                             oracle_neighbours=oracle_neighbours)
+    if oracle_neighbours:
+        raise ValueError(f"oracle neighbours complete ECCA's missing features; method {method!r} completes nothing")
     gea = model.gea_config
     loss = loss or ("tal" if supervised or gea is not None else "infonce")
     if loss == "tal":

@@ -127,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     model = TIPRModel(**model_kwargs(args))
     with accelerator.main_process_first():  # ECCA writes its noun-phrase cache once
         objective = build_objective(model, method=args.method, records=dataset.train, partition=partition,
-                                    supervised=args.supervised, loss=args.loss, cache_dir=output_dir / "cache")
+                                    supervised=args.supervised, loss=args.loss, cache_dir=output_dir / "cache",
+                                    oracle_neighbours=args.oracle_neighbours)
     image_size = tuple(args.image_size)
     tokenizer = model.backbone.tokenizer
     train_pairs = TrainPairs(dataset.train, transform=build_transform(image_size, train=True), tokenize=tokenizer,

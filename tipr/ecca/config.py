@@ -46,6 +46,10 @@ class ECCAConfig:
     use_epga: bool = True
     # the feature bank for HSNG/FMC is recomputed every this many epochs
     bank_refresh_epochs: int = 1
+    # its neighbour search: a faiss index factory string ("Flat": exact; "IVF1024,Flat" with "nprobe=16"
+    # takes CUHK-PEDES size from minutes to seconds on CPU, see benchmarks/bench_hsng.py)
+    faiss_index: str = "Flat"
+    faiss_params: str = ""
 
     def __post_init__(self) -> None:
         positive_ints = ("num_prototypes_s", "fusion_heads", "k", "k_prime", "num_unified_prototypes",
@@ -62,6 +66,9 @@ class ECCAConfig:
         for name in ("tau", "sinkhorn_epsilon"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ECCAConfig.{name} must be > 0, got {getattr(self, name)}")
+        if not isinstance(self.faiss_index, str) or not self.faiss_index.strip():
+            raise ValueError(f"ECCAConfig.faiss_index must be a faiss index factory string such as 'Flat' or "
+                             f"'IVF1024,Flat', got {self.faiss_index!r}")
         for name in ("w_wiga", "w_epga", "w_fmc"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ECCAConfig.{name} must be >= 0, got {getattr(self, name)}")

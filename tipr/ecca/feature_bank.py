@@ -23,7 +23,7 @@ from tipr.ecca.hsng import hsng_neighbours, plain_neighbours
 Tensor = torch.Tensor
 _IMAGE_MISSING, _TEXT_MISSING = 1, 2
 _MODALITIES = ("image", "text")
-_METHODS = ("hsng", "plain")
+_METHODS = ("hsng", "plain", "oracle")
 
 
 class FeatureBank:
@@ -31,12 +31,15 @@ class FeatureBank:
 
     ``pair_image_ids[p]`` is pair p's image id; ``modes[p]`` its partition mode (None: all complete).
     Neighbour search runs through faiss-cpu, or with ``use_faiss=False`` as chunked torch products on
-    ``search_device`` (e.g. "cuda"; default: where the features are, the CPU).
+    ``search_device`` (e.g. "cuda"; default: where the features are, the CPU). ``faiss_index`` and
+    ``faiss_params`` choose the faiss index (tipr.ecca.hsng.knn): exact "Flat" by default.
+    ``pair_pids`` (identity of each pair) is read only by the diagnostic method "oracle".
     """
 
     def __init__(self, pair_image_ids: Sequence[int] | np.ndarray | Tensor,
                  modes: Sequence[int] | np.ndarray | Tensor | None = None, *, use_faiss: bool = True,
-                 search_device: str | torch.device | None = None) -> None:
+                 search_device: str | torch.device | None = None, faiss_index: str = "Flat",
+                 faiss_params: str = "", pair_pids: Sequence[int] | np.ndarray | Tensor | None = None) -> None:
         self.pair_image_ids = torch.as_tensor(np.asarray(pair_image_ids), dtype=torch.long).reshape(-1)
         num_pairs = len(self.pair_image_ids)
         self.modes = (torch.zeros(num_pairs, dtype=torch.int8) if modes is None
@@ -48,7 +51,11 @@ class FeatureBank:
                 [0, _IMAGE_MISSING, _TEXT_MISSING], dtype=torch.int8)).all()):
             raise ValueError("pair_image_ids must be >= 0 and modes 0 (complete), 1 (image missing) or 2 "
                              "(text missing)")
+        self.pair_pids = None if pair_pids is None else torch.as_tensor(np.asarray(pair_pids)).long().reshape(-1)
+        if self.pair_pids is not None and len(self.pair_pids) != num_pairs:
+            raise ValueError(f"pair_pids has {len(self.pair_pids)} entries but pair_image_ids has {num_pairs}")
         self.use_faiss = use_faiss
+        self.search = {"use_faiss": use_faiss, "index": faiss_index, "index_params": faiss_params}
         self.search_device = torch.device(search_device) if search_device is not None else None
         self.image_features: Tensor | None = None
         self.text_features: Tensor | None = None
@@ -138,7 +145,9 @@ class FeatureBank:
         """Bank indices [B,k'] completing the missing ``modality`` of train pairs ``indices``.
 
         modality "image": image ids for image-missing pairs; "text": pair indices (texts) for text-missing
-        pairs. The table for all such pairs is computed once per refresh and (k, k', method).
+        pairs. The table for all such pairs is computed once per refresh and (k, k', method). Method
+        "oracle" is a diagnostic upper bound, not unsupervised: the k' nearest rows of the *same identity*
+        (needs ``pair_pids``), then the nearest others where an identity has fewer than k'.
         """
         table = self._table(modality, k, k_prime, method)
         idx = torch.as_tensor(indices).long().cpu().reshape(-1)
@@ -158,7 +167,9 @@ class FeatureBank:
     def _table(self, modality: str, k: int, k_prime: int, method: str) -> Tensor:
         self._check_ready(modality)
         if method not in _METHODS:
-            raise ValueError(f"method must be 'hsng' or 'plain', got {method!r}")
+            raise ValueError(f"method must be one of {', '.join(_METHODS)}, got {method!r}")
+        if method == "oracle" and self.pair_pids is None:
+            raise ValueError("method 'oracle' reads identities: build the FeatureBank with pair_pids")
         key = (modality, k, k_prime, method)
         if key in self._tables:
             return self._tables[key]
@@ -186,11 +197,27 @@ class FeatureBank:
         query, cross, own = (x.to(self.search_device) if self.search_device else x for x in (query, cross, own))
         if method == "hsng":
             found, _ = hsng_neighbours(query, cross[cross_rows], own[own_rows], k=k, k_prime=k_prime,
-                                       use_faiss=self.use_faiss)
+                                       **self.search)
+        elif method == "plain":
+            found, _ = plain_neighbours(query, cross[cross_rows], k_prime=k_prime, **self.search)
         else:
-            found, _ = plain_neighbours(query, cross[cross_rows], k_prime=k_prime, use_faiss=self.use_faiss)
+            found = self._oracle(query, query_rows, cross[cross_rows], cross_rows, modality, k_prime)
         self.search_seconds[key] = time.perf_counter() - start
         table = torch.full((self.num_pairs, k_prime), -1, dtype=torch.long)
         table[pairs] = cross_rows[found[inverse]]
         self._tables[key] = table
         return table
+
+    def _oracle(self, query: Tensor, query_rows: Tensor, cross: Tensor, cross_rows: Tensor, modality: str,
+                k_prime: int) -> Tensor:
+        """Same-identity rows first, each group by descending cosine (a diagnostic that reads identities)."""
+        image_pids = torch.full((int(self.pair_image_ids.max()) + 1,), -1, dtype=torch.long)
+        image_pids[self.pair_image_ids] = self.pair_pids
+        query_pids, cross_pids = ((self.pair_pids[query_rows], image_pids[cross_rows]) if modality == "image"
+                                  else (image_pids[query_rows], self.pair_pids[cross_rows]))
+        found = []
+        for start in range(0, len(query), 4096):
+            sims = query[start:start + 4096].float() @ cross.float().T
+            same = (query_pids[start:start + 4096, None] == cross_pids[None, :]).to(sims.device)
+            found.append(torch.topk(sims + 4.0 * same, k_prime, dim=1).indices.cpu())  # cosines lie in [-1, 1]
+        return torch.cat(found) if found else torch.zeros(0, k_prime, dtype=torch.long)

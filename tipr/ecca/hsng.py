@@ -13,15 +13,20 @@ For a query whose other modality is missing (a text t_m with no image, or an ima
 Membership "q in N_k(b)" is tested as <b, q> >= (k-th largest similarity of b in q's bank), so it holds
 whether or not the queries are themselves rows of that bank, and ties at the boundary count as members.
 Features live in cosine space: every entry point L2-normalises its inputs. Nearest neighbours come from
-faiss (exact inner-product search, no N x N matrix) or from a chunked dense torch product.
+faiss (no N x N matrix; exact by default, or any faiss index factory string such as "IVF1024,Flat" with
+search parameters such as "nprobe=16" for an approximate search at CUHK-PEDES scale on CPU) or from a
+chunked dense torch product.
 """
 
 from __future__ import annotations
+
+import logging
 
 import torch
 import torch.nn.functional as F
 
 Tensor = torch.Tensor
+logger = logging.getLogger(__name__)
 
 _TOL = 1e-5  # float32 rounding between two computations of the same cosine (faiss vs torch, query vs bank side)
 _DENSE_CHUNK_ELEMENTS = 1 << 24  # similarity entries per chunk on the dense path (64 MB of float32)
@@ -36,34 +41,87 @@ def _check_2d(name: str, x: Tensor, dim: int | None = None) -> None:
                          f"the same joint embedding space")
 
 
-def knn(query: Tensor, bank: Tensor, k: int, *, use_faiss: bool = True) -> tuple[Tensor, Tensor]:
-    """Inner-product k nearest rows of ``bank`` for each query: (similarities [Q,k] descending, indices [Q,k])."""
+class NeighbourSearch:
+    """Inner-product k-nearest-neighbour search over one bank [N,d]; its faiss index is built once.
+
+    ``index`` is a faiss index factory string ("Flat": exact), ``index_params`` faiss search parameters
+    ("nprobe=16"); ``use_faiss=False`` searches with chunked dense torch products instead. A bank too small
+    to train the index is searched exactly (with a warning).
+    """
+
+    def __init__(self, bank: Tensor, *, use_faiss: bool = True, index: str = "Flat", index_params: str = ""):
+        _check_2d("bank", bank)
+        self.bank = bank.detach().float()
+        self._faiss = None
+        if use_faiss:
+            import faiss  # noqa: PLC0415  (optional at import time: the dense path needs none)
+
+            self._faiss = _faiss_index(faiss, _as_faiss(self.bank), index, index_params)
+
+    def __call__(self, query: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """(similarities [Q,k] descending, indices [Q,k]) of the k nearest bank rows of each query."""
+        _check_2d("query", query, self.bank.shape[1])
+        if not 1 <= k <= self.bank.shape[0]:
+            raise ValueError(f"k={k} nearest neighbours asked from a bank of {self.bank.shape[0]} rows; use "
+                             f"1 <= k <= rows")
+        if query.shape[0] == 0:
+            return torch.zeros(0, k), torch.zeros(0, k, dtype=torch.long)
+        if self._faiss is None:
+            return self._dense(query, k)
+        sims, idx = (torch.from_numpy(a) for a in self._faiss.search(_as_faiss(query), k))
+        short = (idx < 0).any(1).nonzero()[:, 0]  # an approximate index can find fewer than k: search exactly
+        if len(short):
+            sims[short], idx[short] = self._dense(query[short].cpu(), k)
+        return sims, idx.long()
+
+    def _dense(self, query: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        query, bank = query.detach().float(), self.bank.to(query.device)
+        chunk = max(1, _DENSE_CHUNK_ELEMENTS // bank.shape[0])
+        parts = [torch.topk(q @ bank.T, k, dim=1) for q in query.split(chunk)]
+        return torch.cat([p.values for p in parts]).cpu(), torch.cat([p.indices for p in parts]).cpu()
+
+
+def knn(query: Tensor, bank: Tensor, k: int, **search) -> tuple[Tensor, Tensor]:
+    """The k nearest rows of ``bank`` for each query, searched once (``search``: NeighbourSearch's options)."""
     _check_2d("query", query)
     _check_2d("bank", bank, query.shape[1])
-    if not 1 <= k <= bank.shape[0]:
-        raise ValueError(f"k={k} nearest neighbours asked from a bank of {bank.shape[0]} rows; use 1 <= k <= rows")
-    if query.shape[0] == 0:
-        return torch.zeros(0, k), torch.zeros(0, k, dtype=torch.long)
-    if use_faiss:
-        import faiss  # noqa: PLC0415  (optional at import time: the dense path needs none)
-
-        index = faiss.IndexFlatIP(bank.shape[1])
-        index.add(_as_faiss(bank))
-        sims, idx = index.search(_as_faiss(query), k)
-        return torch.from_numpy(sims), torch.from_numpy(idx).long()
-    query, bank = query.detach().float(), bank.detach().float()
-    chunk = max(1, _DENSE_CHUNK_ELEMENTS // bank.shape[0])
-    parts = [torch.topk(q @ bank.T, k, dim=1) for q in query.split(chunk)]
-    return (torch.cat([p.values for p in parts]).cpu(), torch.cat([p.indices for p in parts]).cpu())
+    return NeighbourSearch(bank, **search)(query, k)
 
 
 def _as_faiss(x: Tensor):
     return x.detach().to("cpu", torch.float32).contiguous().numpy()
 
 
-def kth_similarity(rows: Tensor, space: Tensor, k: int, *, use_faiss: bool = True) -> Tensor:
-    """The k-th largest similarity of each row to ``space``: "q in N_k(row)" iff <row, q> >= this value."""
-    return knn(rows, space, k, use_faiss=use_faiss)[0][:, -1]
+def _faiss_index(faiss, bank, spec: str, params: str):
+    if spec == "Flat":
+        index = faiss.IndexFlatIP(bank.shape[1])
+    else:
+        try:
+            index = faiss.index_factory(bank.shape[1], spec, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as err:
+            raise ValueError(f"faiss cannot build index {spec!r} (a faiss index factory string, e.g. 'Flat', "
+                             f"'IVF1024,Flat' or 'HNSW32'): {err}") from None
+        if not index.is_trained:
+            try:
+                index.train(bank)
+            except RuntimeError:
+                logger.warning("faiss index %r cannot be trained on %d rows; searching them exactly", spec, len(bank))
+                return _faiss_index(faiss, bank, "Flat", "")
+        if params:
+            try:
+                faiss.ParameterSpace().set_index_parameters(index, params)
+            except RuntimeError as err:
+                raise ValueError(f"faiss search parameters {params!r} do not apply to index {spec!r}: {err}") from None
+    index.add(bank)
+    return index
+
+
+def kth_similarity(rows: Tensor, space: Tensor, k: int, **search) -> Tensor:
+    """The k-th largest similarity of each row to ``space``: "q in N_k(row)" iff <row, q> >= this value.
+
+    ``search``: NeighbourSearch's use_faiss, index and index_params.
+    """
+    return knn(rows, space, k, **search)[0][:, -1]
 
 
 def _is_member(sims: Tensor, kth: Tensor) -> Tensor:
@@ -71,7 +129,7 @@ def _is_member(sims: Tensor, kth: Tensor) -> Tensor:
 
 
 def k_reciprocal_sets(query: Tensor, bank: Tensor, query_space: Tensor, *, k: int,
-                      use_faiss: bool = True) -> tuple[Tensor, Tensor]:
+                      **search) -> tuple[Tensor, Tensor]:
     """R_k(q) = {b in N_k(q) : q in N_k(b)} for each query (eq. 4, and eq. 5 with query_space = bank).
 
     ``N_k(q)`` ranks the rows of ``bank``; ``N_k(b)`` ranks ``query_space`` (the bank the queries belong to).
@@ -79,11 +137,11 @@ def k_reciprocal_sets(query: Tensor, bank: Tensor, query_space: Tensor, *, k: in
     the k-reciprocal set of query q is ``neighbours[q][is_reciprocal[q]]``.
     """
     query, bank, query_space = (F.normalize(x.detach().float(), dim=-1) for x in (query, bank, query_space))
-    sims, idx = knn(query, bank, k, use_faiss=use_faiss)
+    sims, idx = knn(query, bank, k, **search)
     if idx.numel() == 0:
         return idx, torch.zeros_like(idx, dtype=torch.bool)
     rows, pos = torch.unique(idx, return_inverse=True)
-    kth = kth_similarity(bank[rows], query_space, k, use_faiss=use_faiss)
+    kth = kth_similarity(bank[rows], query_space, k, **search)
     return idx, _is_member(sims, kth[pos])
 
 
@@ -106,7 +164,7 @@ def _check_k(k: int, k_prime: int) -> None:
 
 
 def hsng_neighbours(query_feats: Tensor, cross_bank: Tensor, self_bank: Tensor, *, k: int = 6,
-                    k_prime: int = 4, use_faiss: bool = True,
+                    k_prime: int = 4, use_faiss: bool = True, index: str = "Flat", index_params: str = "",
                     query_chunk: int = 65536) -> tuple[Tensor, Tensor]:
     """The k' most reliable cross-modal neighbours of each query (eq. 3-7).
 
@@ -125,20 +183,22 @@ def hsng_neighbours(query_feats: Tensor, cross_bank: Tensor, self_bank: Tensor, 
             raise ValueError(f"{name} has {bank.shape[0]} rows, fewer than k={k}; lower k or fill the bank")
     query, cross, own = (F.normalize(x.detach().float(), dim=-1) for x in (query_feats, cross_bank, self_bank))
 
-    sims, idx = knn(query, cross, k, use_faiss=use_faiss)  # N_k(q), eq. 3
+    options = {"use_faiss": use_faiss, "index": index, "index_params": index_params}
+    search_cross, search_own = NeighbourSearch(cross, **options), NeighbourSearch(own, **options)
+    sims, idx = search_cross(query, k)  # N_k(q), eq. 3
     if idx.numel() == 0:
         return idx[:, :k_prime], sims[:, :k_prime]
     # Everything below works on the candidate rows of the cross bank only (at most Q*k of them, and their
     # self-modal neighbours), never on a full N x N matrix.
     cand = torch.unique(idx)
-    cand_kth_own = kth_similarity(cross[cand], own, k, use_faiss=use_faiss)
-    cand_sims, cand_nbrs = knn(cross[cand], cross, k, use_faiss=use_faiss)  # N_k(v_i)
+    cand_kth_own = search_own(cross[cand], k)[0][:, -1]
+    cand_sims, cand_nbrs = search_cross(cross[cand], k)  # N_k(v_i)
     second = torch.unique(cand_nbrs)
     rest = second[~torch.isin(second, cand)]
     kth_cross = torch.empty(cross.shape[0])
     kth_cross[cand] = cand_sims[:, -1]
     if rest.numel():
-        kth_cross[rest] = kth_similarity(cross[rest], cross, k, use_faiss=use_faiss)
+        kth_cross[rest] = search_cross(cross[rest], k)[0][:, -1]
     cand_recip = _is_member(cand_sims, kth_cross[cand_nbrs])  # R_k(v_i), eq. 5
 
     out_idx, out_dist = [], []
@@ -155,12 +215,13 @@ def hsng_neighbours(query_feats: Tensor, cross_bank: Tensor, self_bank: Tensor, 
 
 
 def plain_neighbours(query_feats: Tensor, cross_bank: Tensor, *, k_prime: int = 4,
-                     use_faiss: bool = True) -> tuple[Tensor, Tensor]:
+                     **search) -> tuple[Tensor, Tensor]:
     """The k' nearest cross-modal neighbours by cosine alone (the paper's "FMC with plain nearest neighbours").
 
-    Returns (indices [Q,k'] into ``cross_bank``, cosine distances 1 - cos [Q,k']).
+    Returns (indices [Q,k'] into ``cross_bank``, cosine distances 1 - cos [Q,k']). ``search``: knn's
+    NeighbourSearch's use_faiss, index and index_params.
     """
     _check_k(k_prime, k_prime)
     query, cross = (F.normalize(x.detach().float(), dim=-1) for x in (query_feats, cross_bank))
-    sims, idx = knn(query, cross, k_prime, use_faiss=use_faiss)
+    sims, idx = knn(query, cross, k_prime, **search)
     return idx, 1.0 - sims

@@ -50,6 +50,8 @@ ECCA_HELP = {
     "use_wiga_weights": "ablation switch: WIGA's noun-phrase weights (off: plain InfoNCE)",
     "use_epga": "ablation switch: EPGA's prototype alignment",
     "bank_refresh_epochs": "recompute ECCA's feature bank every this many epochs",
+    "faiss_index": "the bank's neighbour search, a faiss index factory string: Flat (exact) or e.g. IVF1024,Flat",
+    "faiss_params": "faiss search parameters of --faiss_index, e.g. nprobe=16",
 }
 GEA_HELP = {
     "tal_tau": "TAL temperature",
@@ -130,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="give person ids to the objective (default: yes for clip and gea; ECCA never uses ids)")
     g.add_argument("--loss", choices=("infonce", "tal"), default=None,
                    help="two-tower loss of clip and gea (default: tal; infonce for clip with --no-supervised)")
+    g.add_argument("--oracle_neighbours", action="store_true",
+                   help="ablation diagnostic: ECCA completes from same-identity neighbours (reads identity labels, "
+                        "so the run is no longer unsupervised)")
     g.add_argument("--skip_missing_images", action="store_true",
                    help="drop annotation records whose image file is absent instead of failing")
 
@@ -258,6 +263,8 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--method must be one of {', '.join(METHODS)}, got {args.method!r}")
     if "ecca" in args.method and args.supervised:
         parser.error("ECCA trains without identity labels: drop --supervised for --method ecca / ecca+gea")
+    if args.oracle_neighbours and "ecca" not in args.method:
+        parser.error("--oracle_neighbours changes ECCA's completion: use it with --method ecca or ecca+gea")
     if args.supervised is None:
         args.supervised = "ecca" not in args.method
     if args.pretrained is not None and str(args.pretrained).lower() in ("none", "", "null"):
