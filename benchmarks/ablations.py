@@ -60,9 +60,14 @@ def run(cmd: list[str], log: Path) -> float:
 
 
 def ensure_synthpedes(folder: Path, identities: int, seed: int) -> Path:
-    if not (folder / "CUHK-PEDES" / "reid_raw.json").is_file():
+    info = folder / "CUHK-PEDES" / "synthpedes.json"
+    if not info.is_file():
         run([sys.executable, "-m", "tipr.data.synthetic", "--out", str(folder), "--identities", str(identities),
              "--seed", str(seed), "--image_size", "128x64"], folder.with_suffix(".log"))
+    made = json.loads(info.read_text())
+    if (made["identities"], made["seed"]) != (identities, seed):
+        raise SystemExit(f"{folder} holds SynthPEDES with {made['identities']} identities (seed {made['seed']}), "
+                         f"not {identities} (seed {seed}); pass another --work folder for this size")
     return folder
 
 
