@@ -71,9 +71,9 @@ def ensure_synthpedes(folder: Path, identities: int, seed: int) -> Path:
     return folder
 
 
-def train(work: Path, name: str, flags: list[str]) -> dict:
-    """One trainer run, reused when the same flags already finished in `work`."""
-    key = hashlib.sha1(json.dumps(flags).encode()).hexdigest()[:10]
+def train(work: Path, name: str, flags: list[str], version: str = "") -> dict:
+    """One trainer run, reused when the same flags (and `version` of what they point at) finished in `work`."""
+    key = hashlib.sha1((json.dumps(flags) + version).encode()).hexdigest()[:10]
     out = work / f"run-{key}"
     results = out / "results.json"
     if not results.is_file():
@@ -144,7 +144,9 @@ def seconds_per_epoch(run: dict, num_pairs: int, batch: int) -> float:
 
 def generation_seconds_per_image(args, data: Path, cache: Path) -> float:
     """Pre-generate every caption of the dataset into the cache and time it (misses only)."""
-    stamp = cache / "generation_timing.json"
+    from tipr.generation import model_fingerprint
+
+    stamp = cache / f"generation_timing-{model_fingerprint(args.generator).replace('/', '_')}.json"
     if not stamp.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         log = cache.parent / "generate.log"
@@ -202,8 +204,13 @@ def main() -> None:
     command = "python benchmarks/ablations.py " + shlex.join(sys.argv[1:])
     lines = [f"<!-- written by `{command}`; do not edit by hand -->", ""]
     def variants(table_of: dict[str, list[str]], setting: str, extra: list[str] = ()) -> dict[str, list[dict]]:
-        return {name: [train(work, name, common + ["--setting", setting, "--seed", str(seed)] + flags + (
-            list(extra) if "gea" in flags[1] else [])) for seed in args.seeds] for name, flags in table_of.items()}
+        from tipr.generation import model_fingerprint
+
+        def one(flags: list[str], seed: int, name: str) -> dict:
+            gea = "gea" in flags[1]  # runs that read generated images are redone when the generator changes
+            return train(work, name, common + ["--setting", setting, "--seed", str(seed)] + flags + (
+                list(extra) if gea else []), model_fingerprint(args.generator) if gea else "")
+        return {name: [one(flags, seed, name) for seed in args.seeds] for name, flags in table_of.items()}
 
     seeds = f"seeds {', '.join(map(str, args.seeds))} (mean ± std)" if len(args.seeds) > 1 else f"seed {args.seeds[0]}"
     lr = f"learning rate {args.learning_rate:g}" if args.learning_rate else "the tiny preset's learning rate 5e-4"
