@@ -124,7 +124,8 @@ class ECCAObjective(Objective):
         self.requires_bank = self.uses_incomplete_pairs = self.config.use_fmc and incomplete
         self.requires_generated = model.uses_generated_images
         self.bank = FeatureBank([r.image_id for r in records], modes, faiss_index=self.config.faiss_index,
-                                faiss_params=self.config.faiss_params, pair_pids=[r.pid for r in records] if oracle_neighbours else None)
+                                faiss_params=self.config.faiss_params,
+                                pair_pids=[r.pid for r in records] if oracle_neighbours else None)
         self.neighbour_method = ("oracle" if oracle_neighbours else
                                  "hsng" if self.config.use_hsng else "plain")
         self.num_images = max((r.image_id for r in records), default=-1) + 1
