@@ -152,3 +152,42 @@ def test_stable_diffusion_folder_loads_through_autopipeline(tmp_path):
     assert generator.template.format("a man").startswith("a full-body photo of a pedestrian, a man")
     images = generator.generate(["a man in red shirt"], progress=False)
     assert images[0].size == (128, 384)
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tmp_path_factory):
+    """A tipr model folder (what train/run.py and assets/build.py's pretrain stage save) with random weights."""
+    from tipr.models.tipr_model import TIPRModel
+
+    torch.manual_seed(1)
+    model = TIPRModel(method="clip", backbone={"name": "tipr-tiny", "pretrained": None, "image_size": [64, 32]})
+    folder = tmp_path_factory.mktemp("clip") / "pretrain-run"
+    model.save_pretrained(folder)
+    return folder, model.backbone.clip
+
+
+def test_text_tower_from_a_tipr_model_folder(clip_folder):
+    folder, clip = clip_folder
+    pipe = TiprTinyText2ImagePipeline.from_scratch(seed=0, text_pretrained=str(folder), sample_size=(32, 16))
+    text = pipe.text_encoder.text
+    for name in ("token_embedding.weight", "positional_embedding", "transformer.resblocks.2.attn.in_proj_weight",
+                 "ln_final.weight"):
+        assert torch.equal(text.state_dict()[name], clip.state_dict()[name]), name
+    ids = pipe.text_encoder.tokenize(CAPTIONS)
+    with torch.no_grad():  # the same token features as the CLIP's own text tower, before its projection
+        x = clip.token_embedding(ids) + clip.positional_embedding
+        expected = clip.ln_final(clip.transformer(x, attn_mask=clip.attn_mask))
+        np.testing.assert_allclose(pipe.text_encoder(ids).numpy(), expected.numpy(), atol=1e-5)
+    scratch = TiprTinyText2ImagePipeline.from_scratch(seed=0)
+    assert not torch.equal(scratch.text_encoder.text.token_embedding.weight, text.token_embedding.weight)
+    assert tuple(pipe.unet.config.sample_size) == (32, 16)
+    pipe.set_progress_bar_config(disable=True)
+    assert sample(pipe, CAPTIONS[:1]).shape == (1, 32, 16, 3)
+
+
+def test_text_tower_rejects_a_mismatched_clip(clip_folder):
+    from tipr.generation.tiny_pipeline import TiprTextEncoder
+
+    _, clip = clip_folder
+    with pytest.raises(ValueError, match="lacks"):
+        TiprTextEncoder._from_clip(torch.nn.Linear(2, 2), {"embed_dim": 128, "text_cfg": {"width": 64}})

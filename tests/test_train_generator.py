@@ -42,3 +42,28 @@ def test_two_step_run(tmp_path):
     assert grid.height >= 64 * 3 and np.asarray(grid).std() > 10
     generator = load_generator(out, steps=2)
     assert generator.generate(["a person in a red coat"], progress=False)[0].size == (128, 384)
+
+
+def test_text_tower_from_a_tipr_model_and_a_lower_resolution(tmp_path):
+    import pytest
+    import torch
+
+    from tipr.models.tipr_model import TIPRModel
+
+    torch.manual_seed(3)
+    clip = TIPRModel(method="clip", backbone={"name": "tipr-tiny", "pretrained": None, "image_size": [64, 32]})
+    clip.save_pretrained(tmp_path / "pretrain-run")
+    write_dataset(tmp_path / "data")
+    script = load_script()
+    out = script.main([
+        "--data_root", str(tmp_path / "data"), "--output_dir", str(tmp_path / "gen"), "--max_train_steps", "2",
+        "--train_batch_size", "4", "--report_to", "none", "--text_pretrained", str(tmp_path / "pretrain-run"),
+        "--no-train_text_encoder", "--resolution", "32x16"])
+    generator = load_generator(out, steps=2)
+    assert generator.native_size == (32, 16) and "A 32x16 pixel-space" in (out / "README.md").read_text()
+    saved = generator.pipe.text_encoder.text.token_embedding.weight
+    expected = clip.backbone.clip.token_embedding.weight.detach().half().float()  # frozen, stored in fp16
+    assert torch.equal(saved, expected)
+    assert generator.generate(["a person in a red coat"], progress=False)[0].size == (128, 384)
+    with pytest.raises(SystemExit):
+        script.parse_args(["--data_root", "x", "--resolution", "30x16"])

@@ -2,14 +2,17 @@
 
     python -m tipr.data.synthetic --out data/synth --identities 1000 --seed 0 --image_size 128x64
     python train/train_generator.py --data_root data/synth --output_dir assets/generator \\
-        --samples_out assets/generator_samples.png
+        --text_pretrained PRETRAINED_TIPR_MODEL --samples_out assets/generator_samples.png
 
-The UNet predicts the clean image (x0) at 64x32 with a plain MSE, its timesteps biased toward high noise (where
-the caption decides the colours) by --timestep_power; captions are dropped (replaced by the empty prompt) with
-probability --caption_dropout so sampling can use classifier-free guidance. The defaults stop after 1000 steps
-or 14 minutes of training, whichever comes first (2 CPU cores: ~0.6-1.1 s per step). The result is a diffusers
-pipeline folder: `tipr.generation.load_generator(output_dir)` or `python -m tipr.generate --generator
-output_dir` use it.
+The UNet predicts the clean image (x0) at --resolution (default 32x16: garment colours read fine at that size,
+and a step costs a third of one at 64x32) with a plain MSE, its timesteps biased toward high noise (where the
+caption decides the colours) by --timestep_power; captions are dropped (replaced by the empty prompt) with
+probability --caption_dropout so sampling can use classifier-free guidance. --text_pretrained takes the text
+tower from a CLIP that already knows the colour words (a tipr model folder such as assets/build.py's
+pretrain-run, or open_clip weights); it is then kept frozen unless --train_text_encoder. The defaults stop after
+4000 steps or 15 minutes of training, whichever comes first (one CPU thread: ~0.2 s per step with a frozen text
+tower). The result is a diffusers pipeline folder: `tipr.generation.load_generator(output_dir)` or
+`python -m tipr.generate --generator output_dir` use it (both resize to 384x128).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from tipr.data import load_dataset
-from tipr.generation.tiny_pipeline import SAMPLE_SIZE, TiprTinyText2ImagePipeline, unet_conditioning
+from tipr.generation.tiny_pipeline import TiprTinyText2ImagePipeline, unet_conditioning
 
 logger = logging.getLogger("train_generator")
 
@@ -53,12 +56,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output_dir", default="tiny-generator", help="pipeline folder to write (save_pretrained)")
     p.add_argument("--init_from", default=None, help="continue from an existing tiny pipeline folder")
     p.add_argument("--text_model", default="tipr-tiny", help="open_clip config whose text tower conditions the UNet")
-    p.add_argument("--text_pretrained", default=None, help="open_clip weights for the text tower (default: random)")
-    p.add_argument("--train_text_encoder", action=argparse.BooleanOptionalAction, default=True,
-                   help="fine-tune the text tower with the UNet")
-    p.add_argument("--max_train_steps", type=int, default=1000,
-                   help="optimizer steps (about 10-15 minutes on 2 CPU cores at batch 32)")
-    p.add_argument("--max_train_minutes", type=float, default=14.0,
+    p.add_argument("--text_pretrained", default=None,
+                   help="weights for the text tower: an open_clip tag or checkpoint file, or a tipr model folder "
+                        "(train/run.py output, e.g. the tiny CLIP of assets/build.py's pretrain stage); default: random")
+    p.add_argument("--resolution", type=_size, default=(32, 16), metavar="HxW",
+                   help="native size of a new pipeline's UNet (the Generator resizes its output to 384x128)")
+    p.add_argument("--train_text_encoder", action=argparse.BooleanOptionalAction, default=None,
+                   help="fine-tune the text tower with the UNet (default: only when it starts from random weights; "
+                        "a pretrained one is kept frozen, so its colour words keep their meaning)")
+    p.add_argument("--max_train_steps", type=int, default=4000,
+                   help="optimizer steps (about 14 minutes on one CPU thread at 32x16, batch 32, frozen text tower)")
+    p.add_argument("--max_train_minutes", type=float, default=15.0,
                    help="also stop (and save) once this much training time has passed (0: no limit)")
     p.add_argument("--train_batch_size", type=int, default=32)
     p.add_argument("--learning_rate", type=float, default=2e-3, help="UNet learning rate (AdamW)")
@@ -92,6 +100,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--push_to_hub", action="store_true", help="upload --output_dir to --hub_model_id")
     p.add_argument("--hub_model_id", default=None, help="owner/name of the Hub repo")
     args = p.parse_args(argv)
+    if args.train_text_encoder is None:
+        args.train_text_encoder = args.text_pretrained is None
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push_to_hub needs --hub_model_id owner/name")
     return args
@@ -107,6 +117,16 @@ def load_training_data(args: argparse.Namespace, size: tuple[int, int]):
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), pairs, dataset
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 64x32, got {text!r}") from None
+    if height % 8 or width % 8 or height <= 0 or width <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: height and width must be positive multiples of 8 (3 downsamplings)")
+    return height, width
+
+
 def lr_lambda(warmup: int, total: int):
     def schedule(step: int) -> float:
         if step < warmup:
@@ -116,10 +136,12 @@ def lr_lambda(warmup: int, total: int):
 
 
 def sample_grid(pipe: TiprTinyText2ImagePipeline, captions: list[str], real: list[Image.Image | None], *,
-                steps: int, guidance_scale: float, seed: int, scale: int = 3) -> Image.Image:
-    """One row per caption: generated image, the real image it describes, the caption."""
+                steps: int, guidance_scale: float, seed: int, height: int = 192) -> Image.Image:
+    """One row per caption: generated image (enlarged by a whole factor to about `height` pixels), the real image
+    it describes, the caption."""
     generators = [torch.Generator().manual_seed(seed + i) for i in range(len(captions))]
     fakes = pipe(captions, num_inference_steps=steps, guidance_scale=guidance_scale, generator=generators).images
+    scale = max(1, round(height / fakes[0].height))
     w, h = fakes[0].width * scale, fakes[0].height * scale
     text_w, pad = 330, 6
     grid = Image.new("RGB", (2 * w + text_w + 4 * pad, len(captions) * (h + pad) + pad), "white")
@@ -134,8 +156,10 @@ def sample_grid(pipe: TiprTinyText2ImagePipeline, captions: list[str], real: lis
 
 
 def write_model_card(args: argparse.Namespace, folder: Path, steps: int, seconds: float, final_loss: float,
-                     prediction: str) -> None:
+                     prediction: str, size: tuple[int, int]) -> None:
     hub = f"\nHub repo: `{args.hub_model_id}`\n" if args.hub_model_id else ""
+    origin = f"weights from `{Path(args.text_pretrained).name}`" if args.text_pretrained else "random weights"
+    tower = f"{origin}, {'fine-tuned' if args.train_text_encoder else 'frozen'}"
     (folder / "README.md").write_text(f"""---
 library_name: diffusers
 license: apache-2.0
@@ -144,9 +168,9 @@ tags: [text-to-image, tipr, person-retrieval, synthetic]
 
 # tipr tiny text-to-image generator
 
-A {SAMPLE_SIZE[0]}x{SAMPLE_SIZE[1]} pixel-space `UNet2DConditionModel` with a `DDIMScheduler`
+A {size[0]}x{size[1]} pixel-space `UNet2DConditionModel` with a `DDIMScheduler`
 (`{prediction}` prediction), conditioned on the token features of the `{args.text_model}` open_clip text tower
-(cross-attention, and their mean through the time embedding), trained on SynthPEDES
+({tower}; cross-attention, and their mean through the time embedding), trained on SynthPEDES
 captions with `train/train_generator.py` ({steps} steps at batch {args.train_batch_size},
 {seconds / 60:.1f} minutes, final loss {final_loss:.4f}). It is trained to render the clothing colours a caption
 describes (see the sample grid written with `--samples_out`); it is GEA's offline stand-in for a real
@@ -177,7 +201,8 @@ def main(argv: list[str] | None = None) -> Path:
         pipe = TiprTinyText2ImagePipeline.from_pretrained(args.init_from, dtype=torch.float32)
     else:
         pipe = TiprTinyText2ImagePipeline.from_scratch(seed=args.seed, text_model=args.text_model,
-                                                       text_pretrained=args.text_pretrained)
+                                                       text_pretrained=args.text_pretrained,
+                                                       sample_size=args.resolution)
     if args.prediction_type:
         pipe.register_modules(scheduler=type(pipe.scheduler).from_config(pipe.scheduler.config,
                                                                         prediction_type=args.prediction_type))
@@ -272,7 +297,8 @@ def main(argv: list[str] | None = None) -> Path:
             ema.copy_to(pipe.unet.parameters())
         pipe.to("cpu")
         pipe.save_pretrained(output_dir)
-        write_model_card(args, output_dir, last_step, seconds, loss_avg, scheduler.config.prediction_type)
+        write_model_card(args, output_dir, last_step, seconds, loss_avg, scheduler.config.prediction_type,
+                         size)
         logger.info("saved %s after %d steps in %.1f s (%.2f s/step), loss %.4f", output_dir, last_step,
                     seconds, seconds / max(1, last_step - first_step), loss_avg)
         if args.samples_out:

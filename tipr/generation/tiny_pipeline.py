@@ -39,18 +39,35 @@ class TiprTextEncoder(ModelMixin, ConfigMixin):
 
     @classmethod
     def from_open_clip(cls, model_name: str = TINY_MODEL_NAME, pretrained: str | None = None) -> "TiprTextEncoder":
-        """Text tower of `open_clip.create_model(model_name, pretrained)`; tipr's own configs are registered first."""
+        """Text tower of `open_clip.create_model(model_name, pretrained)`; tipr's own configs are registered first.
+
+        `pretrained` may also be a tipr model folder (config.json + model.safetensors, as train/run.py saves):
+        the text tower of its CLIP backbone is copied, and its open_clip config replaces `model_name`'s.
+        """
+        if pretrained is not None and is_tipr_model_folder(pretrained):
+            from tipr.models.tipr_model import load_model
+
+            backbone = load_model(pretrained).backbone
+            model_cfg = backbone.config.model_cfg or open_clip.get_model_config(backbone.config.name)
+            return cls._from_clip(backbone.clip, model_cfg)
         open_clip.add_model_config(CONFIG_DIR)
         model_cfg = open_clip.get_model_config(model_name)
         if model_cfg is None:
             raise ValueError(f"unknown open_clip model {model_name!r}; pick one of open_clip.list_models()")
-        clip = open_clip.create_model(model_name, pretrained=pretrained)
+        return cls._from_clip(open_clip.create_model(model_name, pretrained=pretrained), model_cfg)
+
+    @classmethod
+    def _from_clip(cls, clip: torch.nn.Module, model_cfg: dict[str, Any]) -> "TiprTextEncoder":
         encoder = cls(embed_dim=model_cfg["embed_dim"], text_cfg=dict(model_cfg["text_cfg"]),
                       quick_gelu=bool(model_cfg.get("quick_gelu", False)))
         # a plain CLIP keeps its text tower as top-level attributes, a CustomTextCLIP as `.text`
         source = clip.text if hasattr(clip, "text") else clip
         own = encoder.text.state_dict()
-        encoder.text.load_state_dict({k: v for k, v in source.state_dict().items() if k in own}, strict=False)
+        weights = {k: v for k, v in source.state_dict().items() if k in own}
+        missing = sorted(k for k in own if k not in weights and k != "attn_mask")
+        if missing:
+            raise ValueError(f"the CLIP's text tower lacks {missing[:3]}...: not an open_clip text tower of this shape")
+        encoder.text.load_state_dict(weights, strict=False)
         return encoder
 
     @property
@@ -69,11 +86,18 @@ class TiprTextEncoder(ModelMixin, ConfigMixin):
         return self.text(input_ids)[1]
 
 
+def is_tipr_model_folder(path: str | Path) -> bool:
+    """True for a folder saved by train/run.py (a tipr model), rather than an open_clip tag or checkpoint file."""
+    path = Path(path)
+    return path.is_dir() and (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+
+
 def build_tiny_unet(*, sample_size: tuple[int, int] = SAMPLE_SIZE, cross_attention_dim: int = 64,
                     block_out_channels: tuple[int, ...] = (16, 32, 64, 64)) -> UNet2DConditionModel:
-    """A ~1.7M-parameter pixel-space UNet (64x32 -> 8x4) with cross-attention only at 16x8 and 8x4.
+    """A ~1.7M-parameter pixel-space UNet (64x32 -> 8x4) with cross-attention only at its two coarsest levels
+    (16x8 and 8x4; 8x4 and 4x2 at sample_size (32, 16), what train/train_generator.py trains by default).
 
-    Attention at 32x16 would double the cost of a training step on CPU for little gain at this size.
+    Attention at 32x16 of a 64x32 UNet would double the cost of a training step on CPU for little gain.
     """
     return UNet2DConditionModel(
         sample_size=sample_size, in_channels=3, out_channels=3,
@@ -113,12 +137,13 @@ class TiprTinyText2ImagePipeline(DiffusionPipeline):
         self.register_modules(unet=unet, scheduler=scheduler, text_encoder=text_encoder)
 
     @classmethod
-    def from_scratch(cls, *, seed: int = 0, text_model: str = TINY_MODEL_NAME,
-                     text_pretrained: str | None = None) -> "TiprTinyText2ImagePipeline":
-        """Randomly initialised pipeline (UNet from `seed`, text tower from open_clip)."""
+    def from_scratch(cls, *, seed: int = 0, text_model: str = TINY_MODEL_NAME, text_pretrained: str | None = None,
+                     sample_size: tuple[int, int] = SAMPLE_SIZE) -> "TiprTinyText2ImagePipeline":
+        """Randomly initialised UNet (from `seed`, rendering `sample_size` (height, width)) and the text tower of
+        open_clip's `text_model` with `text_pretrained` weights (an open_clip tag or file, or a tipr model folder)."""
         torch.manual_seed(seed)
         text_encoder = TiprTextEncoder.from_open_clip(text_model, text_pretrained)
-        unet = build_tiny_unet(cross_attention_dim=text_encoder.width)
+        unet = build_tiny_unet(sample_size=tuple(sample_size), cross_attention_dim=text_encoder.width)
         return cls(unet=unet, scheduler=build_tiny_scheduler(), text_encoder=text_encoder)
 
     def save_pretrained(self, save_directory: str | Path, **kwargs: Any) -> None:
