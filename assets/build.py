@@ -9,7 +9,8 @@ Stages, in order (each one's command is printed before it runs):
   synth      SynthPEDES: python -m tipr.data.synthetic (128x64 pedestrians in the CUHK-PEDES layout)
   pretrain   a tiny CLIP trained with plain InfoNCE on a separate SynthPEDES draw (other seed, other people),
              standing in for the web-pretrained CLIP the papers start from; the demo model starts from it
-  generator  the tiny text-to-image pipeline: python train/train_generator.py -> assets/generator/
+  generator  the tiny text-to-image pipeline, its text tower from the pretrain stage's CLIP:
+             python train/train_generator.py -> assets/generator/
   generate   GEA's intermediate image of every caption: python -m tipr.generate (a cache the trainer reads)
   model      the tiny ECCA+GEA model: accelerate launch train/run.py --preset tiny -> assets/model/
   gallery    the test split as a gallery with a captions.json, some images captionless -> assets/gallery/
@@ -50,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--images_per_identity", type=int, default=4)
     p.add_argument("--captions_per_image", type=int, default=2)
     p.add_argument("--captionless", type=float, default=0.2, help="fraction of gallery images shown captionless")
-    p.add_argument("--generator_steps", type=int, default=1000, help="train_generator.py --max_train_steps")
+    p.add_argument("--generator_steps", type=int, default=4000, help="train_generator.py --max_train_steps")
     p.add_argument("--epochs", type=int, default=4, help="train/run.py --num_train_epochs")
     p.add_argument("--setting", default="easy", choices=("full", "easy", "medium", "hard"),
                    help="ECCA's incomplete-data setting for the demo model")
@@ -89,6 +90,7 @@ def commands(args) -> dict[str, list[str]]:
                      "--seed", str(args.seed), "--report_to", "none", "--output_dir", str(work / "pretrain-run")],
         "generator": [py, str(REPO / "train" / "train_generator.py"), "--dataset", "cuhk-pedes",
                       "--data_root", str(data), "--output_dir", str(work / "generator-run"),
+                      "--text_pretrained", str(work / "pretrain-run"),  # colour words from the tiny CLIP
                       "--max_train_steps", str(args.generator_steps), "--seed", str(args.seed),
                       "--report_to", "none", "--samples_out", str(REPO / "docs" / "generator_samples.png")],
         "generate": [py, "-m", "tipr.generate", "--dataset", "cuhk-pedes", "--data_root", str(data),

@@ -38,7 +38,9 @@ def test_commands_are_accepted_by_the_scripts_they_call(build, tmp_path):
 
     assert generate_args(cmds["generate"][3:]).split == "all"
     train_generator = _load(REPO / "train" / "train_generator.py", "tipr_train_generator")
-    assert train_generator.parse_args(cmds["generator"][2:]).max_train_steps == args.generator_steps
+    generator = train_generator.parse_args(cmds["generator"][2:])
+    assert (generator.max_train_steps, generator.text_pretrained) == \
+        (args.generator_steps, str(tmp_path / "pretrain-run"))
     run_argv = cmds["model"][cmds["model"].index(str(REPO / "train" / "run.py")) + 1:]
     from tipr.training.args import parse_args as run_args
 
