@@ -1,6 +1,8 @@
 """ECCA and GEA ablations on SynthPEDES with the real trainer, written as Markdown tables.
 
-    python benchmarks/ablations.py --study ecca   # -> docs/results/ecca_ablation.md
+    python benchmarks/ablations.py --study ecca   # -> docs/results/ecca_ablation.md (240 steps each, lr 5e-4)
+    python benchmarks/ablations.py --study ecca --learning_rate 1e-4 --num_train_epochs 4 \
+        --out docs/results/ecca_ablation_epochs.md  # 4 epochs over the pairs each variant uses
     python benchmarks/ablations.py --study gea    # -> docs/results/gea_ablation.md
 
 Every variant is one `train/run.py` process with the tiny backbone at the same step budget, seed and
@@ -27,13 +29,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("R1", "R5", "R10", "mAP", "mINP")
 
+BASELINE, FULL_ECCA = "(a) InfoNCE, complete pairs only", "(d) ECCA (WIGA+EPGA+FMC with HSNG)"
 ECCA_VARIANTS = {
-    "(a) InfoNCE, complete pairs only": ["--method", "clip", "--loss", "infonce", "--no-supervised"],
+    BASELINE: ["--method", "clip", "--loss", "infonce", "--no-supervised"],
     "(b) WIGA+EPGA, complete pairs only": ["--method", "ecca", "--no-use_fmc"],
     "(c) WIGA+EPGA+FMC, plain nearest neighbours": ["--method", "ecca", "--no-use_hsng"],
-    "(d) ECCA (WIGA+EPGA+FMC with HSNG)": ["--method", "ecca"],
-    "(e) diagnostic: (d) completing from same-identity neighbours (reads identities)":
+    FULL_ECCA: ["--method", "ecca"],
+    # diagnostics: what completion could give with perfect neighbours, and each side without EPGA
+    "(e) = (d) completing from same-identity neighbours (reads identities)":
         ["--method", "ecca", "--oracle_neighbours"],
+    "(b) without EPGA (WIGA, complete pairs only)": ["--method", "ecca", "--no-use_fmc", "--no-use_epga"],
+    "(d) without EPGA (WIGA+FMC with HSNG)": ["--method", "ecca", "--no-use_epga"],
 }
 GEA_VARIANTS = {
     "CLIP baseline + TAL": ["--method", "clip", "--loss", "tal", "--supervised"],
@@ -227,7 +233,7 @@ def main() -> None:
 
         pairs = len(load_dataset("cuhk-pedes", data).train)
         a, d = (sum(seconds_per_epoch(r, pairs, args.train_batch_size) for r in rows[name]) / len(args.seeds)
-                for name in (list(ECCA_VARIANTS)[0], list(ECCA_VARIANTS)[3]))
+                for name in (BASELINE, FULL_ECCA))
         lines += [
             "# ECCA ablation on SynthPEDES (medium setting: 30% complete, 35% image missing, 35% text missing)", "",
             f"Unsupervised; {budget}.", "", table(rows), "",
@@ -237,7 +243,7 @@ def main() -> None:
             "(`benchmarks/neighbour_precision.py`; identities are read for this diagnostic only):", "",
             "With the initialisation:", "", neighbour_precision(init["output_dir"], data), "",
             f"After full ECCA (seed {args.seeds[0]}):", "",
-            neighbour_precision(rows[list(ECCA_VARIANTS)[3]][0]["output_dir"], data),
+            neighbour_precision(rows[FULL_ECCA][0]["output_dir"], data),
         ]
     else:
         cache = work / "generation-cache"
