@@ -111,3 +111,32 @@ def test_ecca_batch_missing_a_whole_side(records, tmp_path, drop):
     batch = {k: (v[keep] if torch.is_tensor(v) else v) for k, v in batch.items()}
     losses = objective(model, batch)
     assert torch.isfinite(losses["loss"]) and "fmc" in losses
+
+
+@pytest.mark.parametrize("knn_index,oracle", [("torch", False), ("Flat", True)])
+def test_ecca_neighbour_search_options(records, tmp_path, knn_index, oracle):
+    partition = partition_pairs(len(records), "medium", seed=1, groups=[r.image_id for r in records])
+    tables = {}
+    for index in ("Flat", knn_index):
+        model = make_model("ecca", knn_index=index)
+        objective = build_objective(model, records=records, partition=partition, cache_dir=tmp_path,
+                                    oracle_neighbours=oracle and index == knn_index)
+        refresh(objective, model, records)
+        missing = torch.from_numpy(partition.indices(1))
+        tables[index, objective.neighbour_method] = objective.bank.neighbours_for(
+            missing, "image", k=3, k_prime=2, method=objective.neighbour_method)
+    if knn_index == "torch":  # exact dense products on the model's device find what exact faiss finds
+        assert objective.bank.search_device == torch.device("cpu") and not objective.bank.use_faiss
+        assert torch.equal(tables["Flat", "hsng"], tables["torch", "hsng"])
+    else:  # the oracle's first neighbour is an image of the same person wherever one is available
+        pid = {r.image_id: r.pid for r in records}
+        shown = {pid[int(i)] for i in objective.bank.image_available.nonzero()[:, 0]}
+        wanted = [records[int(p)].pid for p in missing]
+        got = [pid[int(i)] for i in tables["Flat", "oracle"][:, 0]]
+        assert any(w in shown for w in wanted)
+        assert [g for g, w in zip(got, wanted) if w in shown] == [w for w in wanted if w in shown]
+
+
+def test_oracle_neighbours_only_for_ecca(records):
+    with pytest.raises(ValueError, match="completes nothing"):
+        build_objective(make_model("clip"), records=records, oracle_neighbours=True)

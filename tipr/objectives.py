@@ -123,8 +123,10 @@ class ECCAObjective(Objective):
         incomplete = modes is not None and bool((modes != 0).any())
         self.requires_bank = self.uses_incomplete_pairs = self.config.use_fmc and incomplete
         self.requires_generated = model.uses_generated_images
-        self.bank = FeatureBank([r.image_id for r in records], modes, faiss_index=self.config.faiss_index,
-                                faiss_params=self.config.faiss_params,
+        dense = self.config.knn_index == "torch"
+        self.bank = FeatureBank([r.image_id for r in records], modes, use_faiss=not dense,
+                                faiss_index="Flat" if dense else self.config.knn_index,
+                                faiss_params=self.config.knn_params,
                                 pair_pids=[r.pid for r in records] if oracle_neighbours else None)
         self.neighbour_method = ("oracle" if oracle_neighbours else
                                  "hsng" if self.config.use_hsng else "plain")
@@ -137,6 +139,8 @@ class ECCAObjective(Objective):
                 gather: Callable[[Tensor], Tensor] | None = None) -> None:
         if not self.requires_bank:
             return
+        if not self.bank.use_faiss:  # knn_index "torch": search where the model is (a GPU when there is one)
+            self.bank.search_device = next(model.parameters()).device
         was_training = model.training
         model.eval()
         try:

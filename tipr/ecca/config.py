@@ -46,10 +46,11 @@ class ECCAConfig:
     use_epga: bool = True
     # the feature bank for HSNG/FMC is recomputed every this many epochs
     bank_refresh_epochs: int = 1
-    # its neighbour search: a faiss index factory string ("Flat": exact; "IVF1024,Flat" with "nprobe=16"
-    # takes CUHK-PEDES size from minutes to seconds on CPU, see benchmarks/bench_hsng.py)
-    faiss_index: str = "Flat"
-    faiss_params: str = ""
+    # its neighbour search: "Flat" (exact faiss on CPU), another faiss index factory string such as
+    # "IVF1024,Flat" with knn_params "nprobe=16" (approximate: faster on CPU at CUHK-PEDES size, see
+    # benchmarks/bench_hsng.py), or "torch" (exact dense products on the training device, for GPUs)
+    knn_index: str = "Flat"
+    knn_params: str = ""
 
     def __post_init__(self) -> None:
         positive_ints = ("num_prototypes_s", "fusion_heads", "k", "k_prime", "num_unified_prototypes",
@@ -66,9 +67,9 @@ class ECCAConfig:
         for name in ("tau", "sinkhorn_epsilon"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ECCAConfig.{name} must be > 0, got {getattr(self, name)}")
-        if not isinstance(self.faiss_index, str) or not self.faiss_index.strip():
-            raise ValueError(f"ECCAConfig.faiss_index must be a faiss index factory string such as 'Flat' or "
-                             f"'IVF1024,Flat', got {self.faiss_index!r}")
+        if not isinstance(self.knn_index, str) or not self.knn_index.strip():
+            raise ValueError(f"ECCAConfig.knn_index must be 'torch' or a faiss index factory string such as 'Flat' "
+                             f"or 'IVF1024,Flat', got {self.knn_index!r}")
         for name in ("w_wiga", "w_epga", "w_fmc"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ECCAConfig.{name} must be >= 0, got {getattr(self, name)}")

@@ -50,8 +50,9 @@ ECCA_HELP = {
     "use_wiga_weights": "ablation switch: WIGA's noun-phrase weights (off: plain InfoNCE)",
     "use_epga": "ablation switch: EPGA's prototype alignment",
     "bank_refresh_epochs": "recompute ECCA's feature bank every this many epochs",
-    "faiss_index": "the bank's neighbour search, a faiss index factory string: Flat (exact) or e.g. IVF1024,Flat",
-    "faiss_params": "faiss search parameters of --faiss_index, e.g. nprobe=16",
+    "knn_index": "the bank's neighbour search: Flat (exact faiss), a faiss factory string such as IVF1024,Flat "
+                 "(approximate), or torch (exact, on the training device: for GPUs)",
+    "knn_params": "faiss search parameters of --knn_index, e.g. nprobe=16",
 }
 GEA_HELP = {
     "tal_tau": "TAL temperature",
