@@ -115,6 +115,23 @@ def neighbour_precision(model_dir: str, data: Path) -> str:
     return out.read_text()
 
 
+def intermediate_retrieval(model_dir: str, data: Path, generator: str, cache: Path, steps: int) -> str:
+    """benchmarks/intermediate_retrieval.py's table: what the intermediate images tell a model's image encoder."""
+    proc = subprocess.run([sys.executable, "benchmarks/intermediate_retrieval.py", "--model", model_dir, "--data_root",
+                           str(data), "--generator", generator, "--cache", str(cache), "--steps", str(steps)],
+                          capture_output=True, text=True, cwd=ROOT, env=os.environ | {"HF_HUB_OFFLINE": "1"}, check=True)
+    return "\n".join(line for line in proc.stdout.splitlines() if line.startswith("|"))
+
+
+def tgte_gates(model_dir: str) -> str:
+    """tanh of each TGTE gate of a saved model (0: the query is plain CLIP's)."""
+    from safetensors.torch import load_file
+
+    weights = load_file(str(Path(model_dir) / "model.safetensors"))
+    gates = {k: float(v.float().tanh()) for k, v in weights.items() if k.endswith(("attn_gate", "ff_gate"))}
+    return ", ".join(f"{k.split('tgte.')[-1]} {v:.3f}" for k, v in sorted(gates.items()))
+
+
 def mean_std(values: list[float]) -> str:
     mean = sum(values) / len(values)
     if len(values) == 1:
@@ -250,15 +267,22 @@ def main() -> None:
         per_image = generation_seconds_per_image(args, data, cache)
         gen = ["--generator", args.generator, "--generation_cache", str(cache), "--generation_steps",
                str(args.generation_steps)]
+        full = variants(GEA_VARIANTS, "full", gen)
+        baseline, tgte = (full[name][0]["output_dir"] for name in list(GEA_VARIANTS)[:2])
         lines += [
             "# GEA ablation on SynthPEDES", "",
             f"{budget[0].upper() + budget[1:]}. Intermediate images from `{Path(args.generator).name}`: "
             f"{per_image:.3f} s per image to generate with {args.generation_steps} DDIM steps (CPU, one thread, "
             "batched, cached once).", "",
             "## Full data, supervised (TAL with identities)", "",
-            table({"initialisation only (no training here)": [evaluate_init(init, data)]}
-                  | variants(GEA_VARIANTS, "full", gen)), "",
-            "## Medium incomplete setting, unsupervised", "", table(variants(GEA_INCOMPLETE, "medium", gen)),
+            table({"initialisation only (no training here)": [evaluate_init(init, data)]} | full), "",
+            f"TGTE's gates after training (tanh, seed {args.seeds[0]}, \"+ TGTE\"): {tgte_gates(tgte)}.", "",
+            "## Medium incomplete setting, unsupervised", "", table(variants(GEA_INCOMPLETE, "medium", gen)), "",
+            "## What the intermediate images carry", "",
+            f"Test captions as queries through the baseline's two towers (seed {args.seeds[0]}), "
+            "`benchmarks/intermediate_retrieval.py`: the caption, its intermediate image through the image encoder, "
+            "the same images given to the wrong captions, and the untrained mean of caption and image features.", "",
+            intermediate_retrieval(baseline, data, args.generator, cache, args.generation_steps),
         ]
     out = Path(args.out) if args.out else ROOT / "docs" / "results" / f"{args.study}_ablation.md"
     out.parent.mkdir(parents=True, exist_ok=True)
