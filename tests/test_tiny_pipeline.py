@@ -72,6 +72,8 @@ def test_padding_is_masked_and_pooled_out(saved, prompt, length):
     assert mask.tolist() == [[1] * length + [0] * (77 - length)]
     pooled = unet_conditioning(features, mask)["class_labels"]
     torch.testing.assert_close(pooled, features[:, :length].mean(1))
+    eot = unet_conditioning(features, mask, "eot")["class_labels"]  # the end-of-text token, CLIP's sentence feature
+    torch.testing.assert_close(eot, features[:, length - 1])
 
 
 def test_fingerprint_follows_the_weights(saved, tmp_path):
@@ -190,4 +192,4 @@ def test_text_tower_rejects_a_mismatched_clip(clip_folder):
 
     _, clip = clip_folder
     with pytest.raises(ValueError, match="lacks"):
-        TiprTextEncoder._from_clip(torch.nn.Linear(2, 2), {"embed_dim": 128, "text_cfg": {"width": 64}})
+        TiprTextEncoder._from_clip(torch.nn.Linear(2, 2), {"embed_dim": 128, "text_cfg": {"width": 64}}, "mean")

@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--text_pretrained", default=None,
                    help="weights for the text tower: an open_clip tag or checkpoint file, or a tipr model folder "
                         "(train/run.py output, e.g. the tiny CLIP of assets/build.py's pretrain stage); default: random")
+    p.add_argument("--pooling", choices=("eot", "mean"), default="eot",
+                   help="a new pipeline's global caption vector for the UNet: the end-of-text token, which CLIP aligns "
+                        "with images, or the mean of the tokens")
     p.add_argument("--resolution", type=_size, default=(32, 16), metavar="HxW",
                    help="native size of a new pipeline's UNet (the Generator resizes its output to 384x128)")
     p.add_argument("--train_text_encoder", action=argparse.BooleanOptionalAction, default=None,
@@ -202,7 +205,7 @@ def main(argv: list[str] | None = None) -> Path:
     else:
         pipe = TiprTinyText2ImagePipeline.from_scratch(seed=args.seed, text_model=args.text_model,
                                                        text_pretrained=args.text_pretrained,
-                                                       sample_size=args.resolution)
+                                                       sample_size=args.resolution, pooling=args.pooling)
     if args.prediction_type:
         pipe.register_modules(scheduler=type(pipe.scheduler).from_config(pipe.scheduler.config,
                                                                         prediction_type=args.prediction_type))
@@ -264,7 +267,8 @@ def main(argv: list[str] | None = None) -> Path:
                 with torch.set_grad_enabled(args.train_text_encoder):
                     cond = text_encoder(ids)
                 mask = accelerator.unwrap_model(text_encoder).attention_mask(ids)
-                pred = unet(scheduler.add_noise(x0, noise, t), t, **unet_conditioning(cond, mask)).sample
+                pooling = accelerator.unwrap_model(text_encoder).config.pooling
+                pred = unet(scheduler.add_noise(x0, noise, t), t, **unet_conditioning(cond, mask, pooling)).sample
                 target = _target(scheduler, x0, noise, t)
                 loss = F.mse_loss(pred.float(), target, reduction="none").mean(dim=(1, 2, 3))
                 if args.snr_gamma > 0:

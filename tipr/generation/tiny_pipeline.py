@@ -27,18 +27,30 @@ TINY_MODEL_NAME = "tipr-tiny"
 SAMPLE_SIZE = (64, 32)  # (height, width): pedestrians are tall
 
 
+POOLINGS = ("mean", "eot")
+
+
 class TiprTextEncoder(ModelMixin, ConfigMixin):
-    """The text tower of an open_clip config; returns per-token features [B, L, width] after the final norm."""
+    """The text tower of an open_clip config; returns per-token features [B, L, width] after the final norm.
+
+    ``pooling`` says which single vector of them conditions the UNet globally (see `unet_conditioning`):
+    "mean" of the real tokens, or "eot", the end-of-text token, which is what CLIP projects into the joint
+    space and aligns with images (so a pretrained tower's EOT feature already says what the image shows).
+    """
 
     @register_to_config
-    def __init__(self, *, embed_dim: int = 128, text_cfg: dict[str, Any] | None = None, quick_gelu: bool = False):
+    def __init__(self, *, embed_dim: int = 128, text_cfg: dict[str, Any] | None = None, quick_gelu: bool = False,
+                 pooling: str = "mean"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         cfg = CLIPTextCfg(**{**(text_cfg or {}), "output_tokens": True})
         self.text = _build_text_tower(embed_dim, cfg, quick_gelu=quick_gelu)
         self._tokenizer = open_clip.SimpleTokenizer(context_length=cfg.context_length)
 
     @classmethod
-    def from_open_clip(cls, model_name: str = TINY_MODEL_NAME, pretrained: str | None = None) -> "TiprTextEncoder":
+    def from_open_clip(cls, model_name: str = TINY_MODEL_NAME, pretrained: str | None = None,
+                       pooling: str = "mean") -> "TiprTextEncoder":
         """Text tower of `open_clip.create_model(model_name, pretrained)`; tipr's own configs are registered first.
 
         `pretrained` may also be a tipr model folder (config.json + model.safetensors, as train/run.py saves):
@@ -49,17 +61,17 @@ class TiprTextEncoder(ModelMixin, ConfigMixin):
 
             backbone = load_model(pretrained).backbone
             model_cfg = backbone.config.model_cfg or open_clip.get_model_config(backbone.config.name)
-            return cls._from_clip(backbone.clip, model_cfg)
+            return cls._from_clip(backbone.clip, model_cfg, pooling)
         open_clip.add_model_config(CONFIG_DIR)
         model_cfg = open_clip.get_model_config(model_name)
         if model_cfg is None:
             raise ValueError(f"unknown open_clip model {model_name!r}; pick one of open_clip.list_models()")
-        return cls._from_clip(open_clip.create_model(model_name, pretrained=pretrained), model_cfg)
+        return cls._from_clip(open_clip.create_model(model_name, pretrained=pretrained), model_cfg, pooling)
 
     @classmethod
-    def _from_clip(cls, clip: torch.nn.Module, model_cfg: dict[str, Any]) -> "TiprTextEncoder":
+    def _from_clip(cls, clip: torch.nn.Module, model_cfg: dict[str, Any], pooling: str) -> "TiprTextEncoder":
         encoder = cls(embed_dim=model_cfg["embed_dim"], text_cfg=dict(model_cfg["text_cfg"]),
-                      quick_gelu=bool(model_cfg.get("quick_gelu", False)))
+                      quick_gelu=bool(model_cfg.get("quick_gelu", False)), pooling=pooling)
         # a plain CLIP keeps its text tower as top-level attributes, a CustomTextCLIP as `.text`
         source = clip.text if hasattr(clip, "text") else clip
         own = encoder.text.state_dict()
@@ -105,7 +117,7 @@ def build_tiny_unet(*, sample_size: tuple[int, int] = SAMPLE_SIZE, cross_attenti
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
         block_out_channels=block_out_channels, layers_per_block=1, norm_num_groups=8,
         cross_attention_dim=cross_attention_dim, attention_head_dim=4,
-        # the caption's mean token feature also joins the time embedding (see `unet_conditioning`): a global path
+        # one pooled caption feature also joins the time embedding (see `unet_conditioning`): a global path
         # from colour words to every block, learned far sooner than cross-attention from random text features
         class_embed_type="projection", projection_class_embeddings_input_dim=cross_attention_dim,
         # FiLM after the group norm: an added bias before it would mostly be normalised away at 2 channels a group
@@ -119,11 +131,16 @@ def build_tiny_scheduler() -> DDIMScheduler:
                          clip_sample=True, set_alpha_to_one=True, timestep_spacing="trailing")
 
 
-def unet_conditioning(features: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+def unet_conditioning(features: torch.Tensor, mask: torch.Tensor, pooling: str = "mean") -> dict[str, torch.Tensor]:
     """UNet keyword arguments from token features [B, L, D] and their mask [B, L]: cross-attention over the
-    real tokens, and their mean as the `class_labels` vector."""
-    weights = mask.to(features.dtype).unsqueeze(-1)
-    pooled = (features * weights).sum(1) / weights.sum(1).clamp(min=1)
+    real tokens, and as the `class_labels` vector their mean ("mean") or the end-of-text token's ("eot", the
+    last real token)."""
+    if pooling == "eot":
+        last = (mask.sum(1) - 1).clamp(min=0)
+        pooled = features[torch.arange(len(features), device=features.device), last]
+    else:
+        weights = mask.to(features.dtype).unsqueeze(-1)
+        pooled = (features * weights).sum(1) / weights.sum(1).clamp(min=1)
     return {"encoder_hidden_states": features, "encoder_attention_mask": mask, "class_labels": pooled}
 
 
@@ -138,11 +155,12 @@ class TiprTinyText2ImagePipeline(DiffusionPipeline):
 
     @classmethod
     def from_scratch(cls, *, seed: int = 0, text_model: str = TINY_MODEL_NAME, text_pretrained: str | None = None,
-                     sample_size: tuple[int, int] = SAMPLE_SIZE) -> "TiprTinyText2ImagePipeline":
+                     sample_size: tuple[int, int] = SAMPLE_SIZE, pooling: str = "mean") -> "TiprTinyText2ImagePipeline":
         """Randomly initialised UNet (from `seed`, rendering `sample_size` (height, width)) and the text tower of
-        open_clip's `text_model` with `text_pretrained` weights (an open_clip tag or file, or a tipr model folder)."""
+        open_clip's `text_model` with `text_pretrained` weights (an open_clip tag or file, or a tipr model folder),
+        pooled for the UNet's global conditioning by `pooling` ("mean" or "eot")."""
         torch.manual_seed(seed)
-        text_encoder = TiprTextEncoder.from_open_clip(text_model, text_pretrained)
+        text_encoder = TiprTextEncoder.from_open_clip(text_model, text_pretrained, pooling)
         unet = build_tiny_unet(sample_size=tuple(sample_size), cross_attention_dim=text_encoder.width)
         return cls(unet=unet, scheduler=build_tiny_scheduler(), text_encoder=text_encoder)
 
@@ -183,7 +201,7 @@ class TiprTinyText2ImagePipeline(DiffusionPipeline):
         self.scheduler.set_timesteps(num_inference_steps, device=x.device)
         for t in self.progress_bar(self.scheduler.timesteps):
             model_in = torch.cat([x, x]) if use_cfg else x
-            out = self.unet(model_in, t, **unet_conditioning(cond, mask)).sample
+            out = self.unet(model_in, t, **unet_conditioning(cond, mask, self.text_encoder.config.pooling)).sample
             if use_cfg:
                 uncond, text = out.chunk(2)
                 out = uncond + guidance_scale * (text - uncond)
