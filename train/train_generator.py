@@ -59,9 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--text_pretrained", default=None,
                    help="weights for the text tower: an open_clip tag or checkpoint file, or a tipr model folder "
                         "(train/run.py output, e.g. the tiny CLIP of assets/build.py's pretrain stage); default: random")
-    p.add_argument("--pooling", choices=("eot", "mean"), default="eot",
-                   help="a new pipeline's global caption vector for the UNet: the end-of-text token, which CLIP aligns "
-                        "with images, or the mean of the tokens")
+    p.add_argument("--pooling", choices=("mean", "eot"), default="mean",
+                   help="a new pipeline's global caption vector for the UNet: the mean of the tokens, or the end-of-text "
+                        "token, which CLIP aligns with images (no better in docs/gea.md's colour-fidelity table)")
     p.add_argument("--resolution", type=_size, default=(32, 16), metavar="HxW",
                    help="native size of a new pipeline's UNet (the Generator resizes its output to 384x128)")
     p.add_argument("--train_text_encoder", action=argparse.BooleanOptionalAction, default=None,
