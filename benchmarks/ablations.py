@@ -3,7 +3,8 @@
     python benchmarks/ablations.py --study ecca   # -> docs/results/ecca_ablation.md (240 steps each, lr 5e-4)
     python benchmarks/ablations.py --study ecca --learning_rate 1e-4 --num_train_epochs 4 \
         --out docs/results/ecca_ablation_epochs.md  # 4 epochs over the pairs each variant uses
-    python benchmarks/ablations.py --study gea    # -> docs/results/gea_ablation.md
+    python benchmarks/ablations.py --study gea --learning_rate 1e-4 --num_train_epochs 4 --head_lr_scale 10 \
+        --out docs/results/gea_ablation.md  # GEA
 
 Every variant is one `train/run.py` process with the tiny backbone at the same step budget, seed and
 initialisation; the tables are the test-split metrics each run wrote to its results.json. The initialisation
@@ -269,6 +270,12 @@ def main() -> None:
                str(args.generation_steps)]
         full = variants(GEA_VARIANTS, "full", gen)
         baseline, tgte = (full[name][0]["output_dir"] for name in list(GEA_VARIANTS)[:2])
+        from tipr.data import load_dataset
+
+        pairs = len(load_dataset("cuhk-pedes", data).train)
+        epoch = {name: sum(seconds_per_epoch(r, pairs, args.train_batch_size) for r in runs) / len(runs)
+                 for name, runs in full.items()}
+        base_epoch = epoch[list(GEA_VARIANTS)[0]]
         lines += [
             "# GEA ablation on SynthPEDES", "",
             f"{budget[0].upper() + budget[1:]}. Intermediate images from `{Path(args.generator).name}`: "
@@ -276,6 +283,8 @@ def main() -> None:
             "batched, cached once).", "",
             "## Full data, supervised (TAL with identities)", "",
             table({"initialisation only (no training here)": [evaluate_init(init, data)]} | full), "",
+            f"Seconds per epoch over all {pairs} train pairs at batch {args.train_batch_size}: " + ", ".join(
+                f"{name} {sec:.1f} s ({sec / base_epoch:.1f}x)" for name, sec in epoch.items()) + ".", "",
             f"TGTE's gates after training (tanh, seed {args.seeds[0]}, \"+ TGTE\"): {tgte_gates(tgte)}.", "",
             "## Medium incomplete setting, unsupervised", "", table(variants(GEA_INCOMPLETE, "medium", gen)), "",
             "## What the intermediate images carry", "",
