@@ -96,6 +96,9 @@ def test_config_file_then_command_line_win(tmp_path):
     (["--method", "ecca", "--dataset", "x", "--data_root", "y", "--k", "3", "--k_prime", "4"], "k_prime"),
     (["--method", "gea", "--dataset", "x"], "--data_root"),
     (["--method", "gea", "--dataset", "x", "--data_root", "y", "--push_to_hub"], "--hub_model_id"),
+    (["--method", "clip", "--dataset", "x", "--data_root", "y", "--oracle_neighbours"], "ecca or ecca+gea"),
+    (["--method", "ecca", "--dataset", "x", "--data_root", "y", "--oracle_neighbours", "--push_to_hub",
+      "--hub_model_id", "a/b"], "not ECCA"),
 ])
 def test_bad_options_are_refused(argv, message, capsys):
     from tipr.training.args import parse_args

@@ -266,6 +266,9 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error("ECCA trains without identity labels: drop --supervised for --method ecca / ecca+gea")
     if args.oracle_neighbours and "ecca" not in args.method:
         parser.error("--oracle_neighbours changes ECCA's completion: use it with --method ecca or ecca+gea")
+    if args.oracle_neighbours and args.push_to_hub:
+        parser.error("--oracle_neighbours reads identity labels (an ablation diagnostic): such a model is not ECCA; "
+                     "do not --push_to_hub it")
     if args.supervised is None:
         args.supervised = "ecca" not in args.method
     if args.pretrained is not None and str(args.pretrained).lower() in ("none", "", "null"):
