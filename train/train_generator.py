@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 
 from tipr.data import load_dataset
 from tipr.generation.tiny_pipeline import TiprTinyText2ImagePipeline, unet_conditioning
+from tipr.training.args import parse_size
 
 logger = logging.getLogger("train_generator")
 
@@ -121,11 +122,8 @@ def load_training_data(args: argparse.Namespace, size: tuple[int, int]):
 
 
 def _size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 64x32, got {text!r}") from None
-    if height % 8 or width % 8 or height <= 0 or width <= 0:
+    height, width = parse_size(text)
+    if height % 8 or width % 8:
         raise argparse.ArgumentTypeError(f"{text}: height and width must be positive multiples of 8 (3 downsamplings)")
     return height, width
 
@@ -159,10 +157,11 @@ def sample_grid(pipe: TiprTinyText2ImagePipeline, captions: list[str], real: lis
 
 
 def write_model_card(args: argparse.Namespace, folder: Path, steps: int, seconds: float, final_loss: float,
-                     prediction: str, size: tuple[int, int]) -> None:
+                     prediction: str, size: tuple[int, int], pooling: str) -> None:
     hub = f"\nHub repo: `{args.hub_model_id}`\n" if args.hub_model_id else ""
     origin = f"weights from `{Path(args.text_pretrained).name}`" if args.text_pretrained else "random weights"
     tower = f"{origin}, {'fine-tuned' if args.train_text_encoder else 'frozen'}"
+    pooling = {"mean": "mean", "eot": "end-of-text token"}[pooling]
     (folder / "README.md").write_text(f"""---
 library_name: diffusers
 license: apache-2.0
@@ -173,7 +172,7 @@ tags: [text-to-image, tipr, person-retrieval, synthetic]
 
 A {size[0]}x{size[1]} pixel-space `UNet2DConditionModel` with a `DDIMScheduler`
 (`{prediction}` prediction), conditioned on the token features of the `{args.text_model}` open_clip text tower
-({tower}; cross-attention, and their mean through the time embedding), trained on SynthPEDES
+({tower}; cross-attention, and their {pooling} through the time embedding), trained on SynthPEDES
 captions with `train/train_generator.py` ({steps} steps at batch {args.train_batch_size},
 {seconds / 60:.1f} minutes, final loss {final_loss:.4f}). It is trained to render the clothing colours a caption
 describes (see the sample grid written with `--samples_out`); it is GEA's offline stand-in for a real
@@ -219,6 +218,7 @@ def main(argv: list[str] | None = None) -> Path:
                 args.data_root, sum(p.numel() for p in unet.parameters()) / 1e6,
                 sum(p.numel() for p in text_encoder.parameters()) / 1e6)
 
+    pooling = text_encoder.config.pooling  # how the UNet's global caption vector is pooled (fixed per pipeline)
     text_encoder.requires_grad_(args.train_text_encoder)
     groups = [{"params": unet.parameters(), "lr": args.learning_rate}]
     if args.train_text_encoder:
@@ -267,7 +267,6 @@ def main(argv: list[str] | None = None) -> Path:
                 with torch.set_grad_enabled(args.train_text_encoder):
                     cond = text_encoder(ids)
                 mask = accelerator.unwrap_model(text_encoder).attention_mask(ids)
-                pooling = accelerator.unwrap_model(text_encoder).config.pooling
                 pred = unet(scheduler.add_noise(x0, noise, t), t, **unet_conditioning(cond, mask, pooling)).sample
                 target = _target(scheduler, x0, noise, t)
                 loss = F.mse_loss(pred.float(), target, reduction="none").mean(dim=(1, 2, 3))
@@ -302,7 +301,7 @@ def main(argv: list[str] | None = None) -> Path:
         pipe.to("cpu")
         pipe.save_pretrained(output_dir)
         write_model_card(args, output_dir, last_step, seconds, loss_avg, scheduler.config.prediction_type,
-                         size)
+                         size, pooling)
         logger.info("saved %s after %d steps in %.1f s (%.2f s/step), loss %.4f", output_dir, last_step,
                     seconds, seconds / max(1, last_step - first_step), loss_avg)
         if args.samples_out:
