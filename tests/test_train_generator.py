@@ -20,7 +20,7 @@ def load_script():
     return module
 
 
-def write_dataset(root: Path) -> None:
+def write_dataset(root: Path, attributes: bool = False) -> None:
     folder = root / "CUHK-PEDES"
     (folder / "imgs").mkdir(parents=True)
     records = []
@@ -28,6 +28,8 @@ def write_dataset(root: Path) -> None:
         Image.new("RGB", (64, 128), COLOURS[colour]).save(folder / "imgs" / f"{i}.png")
         records.append({"split": split, "file_path": f"{i}.png", "id": i + 1,
                         "captions": [f"a person in a {colour} coat", f"someone wearing {colour}"]})
+        if attributes:  # as SynthPEDES writes them
+            records[-1]["attributes"] = {"upper_type": "coat", "upper_colour": colour}
     (folder / "reid_raw.json").write_text(json.dumps(records))
 
 
@@ -67,3 +69,13 @@ def test_text_tower_from_a_tipr_model_and_a_lower_resolution(tmp_path):
     assert generator.generate(["a person in a red coat"], progress=False)[0].size == (128, 384)
     with pytest.raises(SystemExit):
         script.parse_args(["--data_root", "x", "--resolution", "30x16"])
+
+
+def test_attribute_warm_up_runs_where_the_records_carry_attributes(tmp_path, caplog):
+    write_dataset(tmp_path / "data", attributes=True)
+    with caplog.at_level("INFO", logger="train_generator"):
+        out = load_script().main([
+            "--data_root", str(tmp_path / "data"), "--output_dir", str(tmp_path / "gen"), "--max_train_steps", "1",
+            "--train_batch_size", "4", "--report_to", "none", "--text_warmup_steps", "2", "--resolution", "32x16"])
+    assert "text warm-up: 2 steps" in caplog.text and "upper_colour" in caplog.text
+    assert "2-step warm-up" in (out / "README.md").read_text()
