@@ -74,6 +74,14 @@ def test_rerank_reorders_only_the_top_k_by_gif_score(split):
     assert set(metrics) == KEYS
 
 
+def test_rerank_weight_zero_keeps_the_two_tower_ranking(split):
+    model = _model("gea", seed=2, rerank_weight=0.0)
+    torch.manual_seed(3)
+    generated = [torch.randn(3, 64, 32) for _ in split.captions]
+    plain = evaluate(model, split, batch_size=16, generated=generated)
+    assert evaluate(model, split, batch_size=16, generated=generated, rerank_top_k=5) == pytest.approx(plain)
+
+
 def test_bad_requests_are_refused(split):
     with pytest.raises(ValueError, match="needs a model with GIF"):
         evaluate(_model("clip"), split, rerank_top_k=3)

@@ -171,6 +171,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num_workers", type=int, default=0, help="data-loading worker processes")
     p.add_argument("--rerank", action="store_true", help="GEA: re-rank the top candidates with GIF's fusion score")
     p.add_argument("--rerank_top_k", type=int, default=None, help="candidates re-ranked (default: the model's)")
+    p.add_argument("--rerank_weight", type=float, default=None,
+                   help="final score = cosine + weight * fusion score (default: the model's; pick it on --split val)")
     p.add_argument("--generator", default=None,
                    help="GEA: text-to-image pipeline for the queries' generated images (default: assets/generator)")
     p.add_argument("--generation_cache", default=None,
@@ -180,7 +182,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--generation_seed", type=int, default=0, help="base seed of the per-caption seeds")
     p.add_argument("--skip_missing_images", action="store_true", help="drop records whose image file is absent")
     p.add_argument("--json", action="store_true", help="print one JSON object with the metrics instead of a table")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.rerank_weight is not None and args.rerank_weight < 0:
+        p.error(f"--rerank_weight {args.rerank_weight}: must be >= 0 (0 keeps the two-tower order)")
+    return args
 
 
 def generated_for(model, captions: Sequence[str], *, generator: str | None, cache_dir: str, steps: int | None = None,
@@ -219,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                                   steps=args.generation_steps or trained_steps or None, seed=args.generation_seed,
                                   device=device, progress=not args.json)
         top_k = 0
+        if args.rerank_weight is not None and model.gea_config is not None:
+            model.gea_config.rerank_weight = args.rerank_weight
         if args.rerank:
             top_k = args.rerank_top_k or (model.gea_config.rerank_top_k if model.gea_config else 10)
         metrics = evaluate(model, split, batch_size=args.batch_size, device=device, generated=generated,
