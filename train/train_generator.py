@@ -5,17 +5,17 @@
         --text_pretrained PRETRAINED_TIPR_MODEL --samples_out assets/generator_samples.png
 
 The UNet predicts the clean image (x0) at --resolution (default 32x16: garment colours read fine at that size,
-and a step costs a third of one at 64x32) with a plain MSE, its timesteps biased toward high noise (where the
-caption decides the colours) by --timestep_power; captions are dropped (replaced by the empty prompt) with
-probability --caption_dropout so sampling can use classifier-free guidance. --text_pretrained takes the text
-tower from a CLIP that already knows the colour words (a tipr model folder such as assets/build.py's
-pretrain-run, or open_clip weights). Where the records carry SynthPEDES attributes, the tower is first fine-tuned
-for --text_warmup_steps to name the garment colours and types each caption mentions
-(tipr.generation.attribute_warmup: InfoNCE alone leaves it unable to tell whose colour is whose); it is then kept
-frozen unless --train_text_encoder. The defaults stop after
-4000 steps or 15 minutes of training, whichever comes first (one CPU thread: ~0.2 s per step with a frozen text
-tower). The result is a diffusers pipeline folder: `tipr.generation.load_generator(output_dir)` or
-`python -m tipr.generate --generator output_dir` use it (both resize to 384x128).
+and a step costs a third of one at 64x32) with a plain MSE at uniformly drawn timesteps (--timestep_power);
+captions are dropped (replaced by the empty prompt) with probability --caption_dropout so sampling can use
+classifier-free guidance. --text_pretrained takes the text tower from a CLIP
+that already knows the colour words (a tipr model folder such as assets/build.py's pretrain-run, or open_clip
+weights). Where the records carry SynthPEDES attributes, the tower is first fine-tuned for --text_warmup_steps to
+name the garment colours and types each caption mentions (tipr.generation.attribute_warmup: InfoNCE alone leaves
+it unable to tell whose colour is whose); it is then kept frozen unless --train_text_encoder. The defaults stop
+after 8000 steps or 30 minutes of training, whichever comes first (one CPU thread: ~0.2 s per step with a frozen
+text tower, plus ~3 minutes of warm-up). The result is a diffusers pipeline folder:
+`tipr.generation.load_generator(output_dir)` or `python -m tipr.generate --generator output_dir` use it (both
+resize to 384x128).
 """
 
 from __future__ import annotations
@@ -76,9 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="first fine-tune the text tower to name the attributes a caption mentions (SynthPEDES "
                         "records carry them; skipped for data without attributes and with --init_from; 0: off)")
     p.add_argument("--text_warmup_lr", type=float, default=1e-3, help="learning rate of the attribute warm-up")
-    p.add_argument("--max_train_steps", type=int, default=4000,
-                   help="optimizer steps (about 14 minutes on one CPU thread at 32x16, batch 32, frozen text tower)")
-    p.add_argument("--max_train_minutes", type=float, default=15.0,
+    p.add_argument("--max_train_steps", type=int, default=8000,
+                   help="optimizer steps (about 27 minutes on one CPU thread at 32x16, batch 32, frozen text tower)")
+    p.add_argument("--max_train_minutes", type=float, default=30.0,
                    help="also stop (and save) once this much training time has passed (0: no limit)")
     p.add_argument("--train_batch_size", type=int, default=32)
     p.add_argument("--learning_rate", type=float, default=2e-3, help="UNet learning rate (AdamW)")
@@ -88,13 +88,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max_grad_norm", type=float, default=1.0)
     p.add_argument("--prediction_type", default=None, choices=["sample", "v_prediction", "epsilon"],
                    help="what the UNet predicts (default: the scheduler's, 'sample' for a new pipeline)")
-    p.add_argument("--timestep_power", type=float, default=3.0,
-                   help="t = T(1 - u^power): >1 trains the high-noise steps, where colours follow the caption, more")
+    p.add_argument("--timestep_power", type=float, default=1.0,
+                   help="t = T(1 - u^power): 1 is uniform; >1 trains the high-noise steps more, but leaves the "
+                        "low-noise ones the sampler ends on undertrained (3 gave blurred figures, docs/gea.md)")
     p.add_argument("--caption_dropout", type=float, default=0.1, help="probability of training on the empty prompt")
     p.add_argument("--snr_gamma", type=float, default=0.0,
                    help="min-SNR-gamma weighting (0: plain MSE, which keeps the high-noise steps that set colours)")
     p.add_argument("--hflip", action="store_true", help="random horizontal flips (captions must not say left/right)")
-    p.add_argument("--use_ema", action="store_true", help="keep an EMA of the UNet weights and save it")
+    p.add_argument("--use_ema", action="store_true",
+                   help="keep an EMA of the UNet weights and save it (with the cosine decay to 0 it matched the "
+                        "last weights: same colour-fidelity figures)")
     p.add_argument("--ema_decay", type=float, default=0.995)
     p.add_argument("--gradient_accumulation_steps", type=int, default=1)
     p.add_argument("--mixed_precision", default="no", choices=["no", "fp16", "bf16"])
