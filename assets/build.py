@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--images_per_identity", type=int, default=4)
     p.add_argument("--captions_per_image", type=int, default=2)
     p.add_argument("--captionless", type=float, default=0.2, help="fraction of gallery images shown captionless")
-    p.add_argument("--generator_steps", type=int, default=8000, help="train_generator.py --max_train_steps")
+    p.add_argument("--generator_steps", type=int, default=4000, help="train_generator.py --max_train_steps")
     p.add_argument("--epochs", type=int, default=4, help="train/run.py --num_train_epochs")
     p.add_argument("--setting", default="easy", choices=("full", "easy", "medium", "hard"),
                    help="ECCA's incomplete-data setting for the demo model")

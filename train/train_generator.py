@@ -12,7 +12,7 @@ that already knows the colour words (a tipr model folder such as assets/build.py
 weights). Where the records carry SynthPEDES attributes, the tower is first fine-tuned for --text_warmup_steps to
 name the garment colours and types each caption mentions (tipr.generation.attribute_warmup: InfoNCE alone leaves
 it unable to tell whose colour is whose); it is then kept frozen unless --train_text_encoder. The defaults stop
-after 8000 steps or 30 minutes of training, whichever comes first (one CPU thread: ~0.2 s per step with a frozen
+after 4000 steps or 20 minutes of training, whichever comes first (one CPU thread: ~0.2 s per step with a frozen
 text tower, plus ~3 minutes of warm-up). The result is a diffusers pipeline folder:
 `tipr.generation.load_generator(output_dir)` or `python -m tipr.generate --generator output_dir` use it (both
 resize to 384x128).
@@ -76,9 +76,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="first fine-tune the text tower to name the attributes a caption mentions (SynthPEDES "
                         "records carry them; skipped for data without attributes and with --init_from; 0: off)")
     p.add_argument("--text_warmup_lr", type=float, default=1e-3, help="learning rate of the attribute warm-up")
-    p.add_argument("--max_train_steps", type=int, default=8000,
-                   help="optimizer steps (about 27 minutes on one CPU thread at 32x16, batch 32, frozen text tower)")
-    p.add_argument("--max_train_minutes", type=float, default=30.0,
+    p.add_argument("--max_train_steps", type=int, default=4000,
+                   help="optimizer steps (about 13 minutes on one CPU thread at 32x16, batch 32, frozen text tower; "
+                        "8000 steps named the colours less often, docs/gea.md)")
+    p.add_argument("--max_train_minutes", type=float, default=20.0,
                    help="also stop (and save) once this much training time has passed (0: no limit)")
     p.add_argument("--train_batch_size", type=int, default=32)
     p.add_argument("--learning_rate", type=float, default=2e-3, help="UNet learning rate (AdamW)")
