@@ -71,11 +71,21 @@ def test_text_tower_from_a_tipr_model_and_a_lower_resolution(tmp_path):
         script.parse_args(["--data_root", "x", "--resolution", "30x16"])
 
 
-def test_attribute_warm_up_runs_where_the_records_carry_attributes(tmp_path, caplog):
+def test_attribute_warm_up_runs_where_the_records_carry_attributes_and_resumes(tmp_path, caplog):
+    import torch
+
     write_dataset(tmp_path / "data", attributes=True)
+    script = load_script()
+    argv = ["--data_root", str(tmp_path / "data"), "--output_dir", str(tmp_path / "gen"), "--train_batch_size", "4",
+            "--report_to", "none", "--text_warmup_steps", "2", "--resolution", "32x16", "--checkpointing_steps", "1",
+            "--no-train_text_encoder"]
     with caplog.at_level("INFO", logger="train_generator"):
-        out = load_script().main([
-            "--data_root", str(tmp_path / "data"), "--output_dir", str(tmp_path / "gen"), "--max_train_steps", "1",
-            "--train_batch_size", "4", "--report_to", "none", "--text_warmup_steps", "2", "--resolution", "32x16"])
+        out = script.main(argv + ["--max_train_steps", "1"])
     assert "text warm-up: 2 steps" in caplog.text and "upper_colour" in caplog.text
     assert "2-step warm-up" in (out / "README.md").read_text()
+    warmed = load_generator(out, steps=2).pipe.text_encoder.text.token_embedding.weight.clone()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="train_generator"):
+        script.main(argv + ["--max_train_steps", "2", "--resume_from_checkpoint", "latest"])
+    assert "restored with the checkpoint" in caplog.text and "text warm-up: 2 steps" not in caplog.text
+    assert torch.equal(load_generator(out, steps=2).pipe.text_encoder.text.token_embedding.weight, warmed)

@@ -133,12 +133,17 @@ def load_training_data(args: argparse.Namespace, size: tuple[int, int]):
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), pairs, dataset
 
 
-def warm_up(args: argparse.Namespace, text_encoder, token_ids: torch.Tensor, dataset, pooling: str) -> bool:
-    """The attribute warm-up of tipr.generation.attribute_warmup, where the training records carry attributes."""
+def warm_up(args: argparse.Namespace, text_encoder, token_ids: torch.Tensor, dataset, pooling: str,
+            train: bool = True) -> bool:
+    """The attribute warm-up of tipr.generation.attribute_warmup where the training records carry attributes
+    (True); `train` False when a checkpoint about to be loaded holds its result."""
     targets = attribute_targets([r.caption for r in dataset.train], [r.attributes for r in dataset.train])
     if not targets:
         logger.info("--text_warmup_steps: the training records carry no attributes (not SynthPEDES); skipped")
         return False
+    if not train:
+        logger.info("text warm-up: restored with the checkpoint")
+        return True
 
     def pool(features: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         return unet_conditioning(features, text_encoder.attention_mask(ids), pooling)["class_labels"]
@@ -253,8 +258,11 @@ def main(argv: list[str] | None = None) -> Path:
                 sum(p.numel() for p in text_encoder.parameters()) / 1e6)
 
     pooling = text_encoder.config.pooling  # how the UNet's global caption vector is pooled (fixed per pipeline)
+    resume = _checkpoint_path(output_dir, args.resume_from_checkpoint) if args.resume_from_checkpoint else None
+    # every process warms up alike (same seed, same data); a checkpoint already holds the warmed-up tower
     warmed_up = bool(args.text_warmup_steps and not args.init_from
-                     and warm_up(args, text_encoder.to(accelerator.device), token_ids, dataset, pooling))
+                     and warm_up(args, text_encoder.to(accelerator.device), token_ids, dataset, pooling,
+                                 train=resume is None))
     text_encoder.requires_grad_(args.train_text_encoder)
     groups = [{"params": unet.parameters(), "lr": args.learning_rate}]
     if args.train_text_encoder:
@@ -272,12 +280,11 @@ def main(argv: list[str] | None = None) -> Path:
 
     first_step = 0
     if args.resume_from_checkpoint:
-        path = _checkpoint_path(output_dir, args.resume_from_checkpoint)
-        if path is None:
+        if resume is None:
             logger.info("no checkpoint in %s: starting from scratch", output_dir)
         else:
-            accelerator.load_state(str(path))
-            first_step = int(path.name.split("-")[1])
+            accelerator.load_state(str(resume))
+            first_step = int(resume.name.split("-")[1])
     if accelerator.is_main_process and args.report_to != "none":
         accelerator.init_trackers("train_generator", config={k: v for k, v in vars(args).items()
                                                               if isinstance(v, (int, float, str, bool))})
