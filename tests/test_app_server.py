@@ -264,6 +264,10 @@ def test_missing_model_is_reported_and_the_app_keeps_serving(servers):
 
 
 # ------------------------------------------------------------------------------------------------ browser
+SHOWN_IMAGES_LOADED = """() => [...document.querySelectorAll('img')].filter(i => i.offsetParent !== null)
+                                  .every(i => i.complete && i.naturalWidth > 0)"""
+
+
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
 def test_browser_runs_each_tab(server, client, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -289,6 +293,7 @@ def test_browser_runs_each_tab(server, client, tmp_path):
             page.click("#search-button")
             page.wait_for_selector("#search-status :text('GIF re-ranking')")
             assert page.locator("#results .thumbnail-item").count() == 10
+            page.wait_for_function(SHOWN_IMAGES_LOADED)  # every shown image decoded, not a blank tile
             page.screenshot(path=str(shots / "search.png"), full_page=True)
 
             page.get_by_role("tab", name="Behind GEA").click()
@@ -297,6 +302,7 @@ def test_browser_runs_each_tab(server, client, tmp_path):
             page.wait_for_selector("#gea-with .thumbnail-item img")
             assert page.locator("#gea-without .thumbnail-item").count() == 10
             assert "positions" in page.inner_text("#gea-status")
+            page.wait_for_function(SHOWN_IMAGES_LOADED)  # every shown image decoded, not a blank tile
             page.screenshot(path=str(shots / "behind_gea.png"), full_page=True)
 
             page.get_by_role("tab", name="Captionless images").click()
@@ -305,6 +311,7 @@ def test_browser_runs_each_tab(server, client, tmp_path):
             page.wait_for_selector("#complete-status :text('completed text feature')")
             page.wait_for_selector("#weights canvas, #weights svg")
             page.wait_for_timeout(500)  # the bar chart animates in
+            page.wait_for_function(SHOWN_IMAGES_LOADED)  # every shown image decoded, not a blank tile
             page.screenshot(path=str(shots / "captionless.png"), full_page=True)
         finally:
             browser.close()
