@@ -79,9 +79,10 @@ def test_attribute_warm_up_runs_where_the_records_carry_attributes_and_resumes(t
     argv = ["--data_root", str(tmp_path / "data"), "--output_dir", str(tmp_path / "gen"), "--train_batch_size", "4",
             "--report_to", "none", "--text_warmup_steps", "2", "--resolution", "32x16", "--checkpointing_steps", "1",
             "--no-train_text_encoder"]
+    write_dataset(tmp_path / "more", attributes=True)
     with caplog.at_level("INFO", logger="train_generator"):
-        out = script.main(argv + ["--max_train_steps", "1"])
-    assert "text warm-up: 2 steps" in caplog.text and "upper_colour" in caplog.text
+        out = script.main(argv + ["--max_train_steps", "1", "--text_warmup_data", str(tmp_path / "more")])
+    assert "text warm-up: 2 steps over 12 captions" in caplog.text and "upper_colour" in caplog.text
     assert "2-step warm-up" in (out / "README.md").read_text()
     warmed = load_generator(out, steps=2).pipe.text_encoder.text.token_embedding.weight.clone()
     caplog.clear()

@@ -76,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="first fine-tune the text tower to name the attributes a caption mentions (SynthPEDES "
                         "records carry them; skipped for data without attributes and with --init_from; 0: off)")
     p.add_argument("--text_warmup_lr", type=float, default=1e-3, help="learning rate of the attribute warm-up")
+    p.add_argument("--text_warmup_data", nargs="*", default=[], metavar="DIR",
+                   help="more SynthPEDES folders whose train captions join the warm-up (text only; e.g. another draw)")
     p.add_argument("--max_train_steps", type=int, default=4000,
                    help="optimizer steps (about 13 minutes on one CPU thread at 32x16, batch 32, frozen text tower; "
                         "8000 steps named the colours less often, docs/gea.md)")
@@ -137,7 +139,8 @@ def warm_up(args: argparse.Namespace, text_encoder, token_ids: torch.Tensor, dat
             train: bool = True) -> bool:
     """The attribute warm-up of tipr.generation.attribute_warmup where the training records carry attributes
     (True); `train` False when a checkpoint about to be loaded holds its result."""
-    targets = attribute_targets([r.caption for r in dataset.train], [r.attributes for r in dataset.train])
+    records = list(dataset.train) + [r for root in args.text_warmup_data for r in load_dataset(args.dataset, root).train]
+    targets = attribute_targets([r.caption for r in records], [r.attributes for r in records])
     if not targets:
         logger.info("--text_warmup_steps: the training records carry no attributes (not SynthPEDES); skipped")
         return False
@@ -148,12 +151,14 @@ def warm_up(args: argparse.Namespace, text_encoder, token_ids: torch.Tensor, dat
     def pool(features: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         return unet_conditioning(features, text_encoder.attention_mask(ids), pooling)["class_labels"]
 
+    if len(records) > len(token_ids):
+        token_ids = torch.cat([token_ids, text_encoder.tokenize([r.caption for r in records[len(token_ids):]]).cpu()])
     start = time.perf_counter()
     result = warm_up_text_tower(text_encoder, token_ids.to(text_encoder.device),
                                 {k: v.to(text_encoder.device) for k, v in targets.items()}, pool=pool,
                                 steps=args.text_warmup_steps, learning_rate=args.text_warmup_lr, seed=args.seed)
-    logger.info("text warm-up: %d steps in %.1f s, loss %.3f; train accuracy %s", result.steps,
-                time.perf_counter() - start, result.loss,
+    logger.info("text warm-up: %d steps over %d captions in %.1f s, loss %.3f; train accuracy %s", result.steps,
+                len(records), time.perf_counter() - start, result.loss,
                 ", ".join(f"{k} {100 * v:.0f}%" for k, v in result.accuracy.items()))
     return True
 
