@@ -305,7 +305,8 @@ def main() -> None:
         picked = {f"{name}, weight picked on val": [rerank_picked_on_val(r, data, args.generator, cache,
                                                                          args.generation_steps) for r in runs]
                   for rows in (full, incomplete) for name, runs in rows.items() if "re-ranking" in name}
-        weights = "; ".join(name.split(",")[0] + ": " + ", ".join(f"{r['rerank_weight']:g}" for r in runs)
+        weights = "; ".join(name.removesuffix(", weight picked on val") + ": "
+                            + ", ".join(f"{r['rerank_weight']:g}" for r in runs)
                             for name, runs in picked.items())
         baseline, tgte = (full[name][0]["output_dir"] for name in list(GEA_VARIANTS)[:2])
         from tipr.data import load_dataset
