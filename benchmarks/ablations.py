@@ -151,16 +151,20 @@ def rerank_picked_on_val(run: dict, data: Path, generator: str, cache: Path, ste
         model = load_model(run["output_dir"], device="cpu")
         dataset = load_dataset("cuhk-pedes", data)
 
-        def scores(split, weight: float) -> dict:
-            model.gea_config.rerank_weight = weight
+        def scores(split, weights: tuple[float, ...]) -> dict[float, dict]:
             generated = generated_for(model, split.captions, generator=generator, cache_dir=str(cache), steps=steps,
                                       progress=False)
-            return evaluate(model, split, generated=generated, rerank_top_k=model.gea_config.rerank_top_k)
+            metrics = {}
+            for weight in weights:
+                model.gea_config.rerank_weight = weight
+                metrics[weight] = evaluate(model, split, generated=generated,
+                                           rerank_top_k=model.gea_config.rerank_top_k)
+            return metrics
 
-        val = {w: scores(dataset.val, w) for w in RERANK_WEIGHTS}
+        val = scores(dataset.val, RERANK_WEIGHTS)
         best = max(RERANK_WEIGHTS, key=lambda w: (val[w]["R1"], val[w]["mAP"]))
         out.write_text(json.dumps({"weight": best, "val": {str(w): m for w, m in val.items()},
-                                   "test": scores(dataset.test, best)}, indent=1))
+                                   "test": scores(dataset.test, (best,))[best]}, indent=1))
     picked = json.loads(out.read_text())
     return run | {"results": {**run["results"], "test": picked["test"]}, "rerank_weight": picked["weight"]}
 
