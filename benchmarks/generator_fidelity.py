@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ from PIL import Image
 
 from tipr.data.synthetic_captions import COLOUR_WORDS
 from tipr.data.synthetic_render import COLOUR_RGB
+from tipr.generation.attribute_warmup import names
 
 SIZE = (64, 32)  # (height, width) at which every image is compared
 # (top, bottom) as fractions of the height, (left, right) of the width: SynthPEDES puts the figure's chest and
@@ -80,7 +80,7 @@ def colour_name(lab: np.ndarray) -> str:
 
 
 def mentions(caption: str, colour: str | None) -> bool:
-    return colour is not None and any(re.search(rf"\b{re.escape(w)}\b", caption.lower()) for w in COLOUR_WORDS[colour])
+    return colour is not None and names(caption, COLOUR_WORDS[colour])
 
 
 def load_people(root: Path, split: str) -> list[list[dict]]:

@@ -13,7 +13,6 @@ trousers and a black shirt with red trousers pool alike), so high accuracy means
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,15 +25,16 @@ except ImportError:  # run from a checkout without `pip install -e .`
 import torch
 import torch.nn.functional as F
 
+from generator_fidelity import load_people  # noqa: E402  (benchmarks/, the script's own folder)
 from tipr.generation.attribute_warmup import IGNORE, attribute_targets
 
 KEYS = ("upper_colour", "lower_colour")
 
 
 def captions_of(root: Path, split: str) -> tuple[list[str], list[dict]]:
-    folder = root if (root / "reid_raw.json").exists() else root / "CUHK-PEDES"
-    records = [r for r in json.loads((folder / "reid_raw.json").read_text()) if r["split"] == split]
-    return [c for r in records for c in r["captions"]], [r.get("attributes") for r in records for _ in r["captions"]]
+    """Every caption of the split and its record's attributes."""
+    pairs = [(c, r["attributes"]) for person in load_people(root, split) for r in person for c in r["captions"]]
+    return [c for c, _ in pairs], [a for _, a in pairs]
 
 
 def pooled_features(generator: str, captions: list[str]) -> torch.Tensor:

@@ -31,7 +31,8 @@ ATTRIBUTE_WORDS: dict[str, Mapping[str, Sequence[str]]] = {
 }
 
 
-def _names(caption: str, words: Sequence[str]) -> bool:
+def names(caption: str, words: Sequence[str]) -> bool:
+    """True where one of `words` occurs in `caption` as whole words, ignoring case."""
     text = caption.lower()
     return any(re.search(rf"\b{re.escape(w)}\b", text) for w in words)
 
@@ -43,7 +44,7 @@ def attribute_targets(captions: Sequence[str], attributes: Sequence[Mapping[str,
     targets = {}
     for key, vocabulary in ATTRIBUTE_WORDS.items():
         values = list(vocabulary)
-        column = [values.index(a[key]) if a and a.get(key) in vocabulary and _names(c, vocabulary[a[key]])
+        column = [values.index(a[key]) if a and a.get(key) in vocabulary and names(c, vocabulary[a[key]])
                   else IGNORE for c, a in zip(captions, attributes)]
         if any(v != IGNORE for v in column):
             targets[key] = torch.tensor(column)
