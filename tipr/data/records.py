@@ -73,6 +73,11 @@ class PersonDataset:
     def num_train_pids(self) -> int:
         return len({r.pid for r in self.train})
 
+    def all_captions(self) -> list[str]:
+        """Every caption of the dataset: train, val (unless it is the test split) and test."""
+        val = [] if self.val_is_test else self.val.captions
+        return [r.caption for r in self.train] + val + self.test.captions
+
     def summary(self) -> str:
         """One line per split: identities, images, captions."""
         rows = [f"{self.name} ({self.root})",
