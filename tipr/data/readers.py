@@ -195,4 +195,5 @@ def _eval_split(records: list[dict[str, Any]]) -> EvalSplit:
         split.image_pids.append(rec["pid"])
         split.captions.extend(rec["captions"])
         split.caption_pids.extend([rec["pid"]] * len(rec["captions"]))
+        split.caption_images.extend([len(split.image_paths) - 1] * len(rec["captions"]))
     return split

@@ -42,6 +42,7 @@ class EvalSplit:
     image_pids: list[int] = field(default_factory=list)
     captions: list[str] = field(default_factory=list)
     caption_pids: list[int] = field(default_factory=list)
+    caption_images: list[int] = field(default_factory=list)  # the image row each caption describes (-1: unknown)
 
     @property
     def num_images(self) -> int:
