@@ -124,20 +124,15 @@ def encode_split(model, split: EvalSplit, *, batch_size: int = 64, device: str |
 
 
 def _rerank(model, gif, sim, raw, gen, has_gen, bank, top_k):
-    from tipr.gea.gif import FusionQuery, rerank
+    from tipr.gea.gif import FusionQuery, rerank_top_k
 
-    k = min(top_k, sim.shape[1])
-    base, candidates = sim.topk(k, dim=1)
     gen_tokens = gen_mask = None
     if gen is not None:
         gen_tokens = gen.tokens
         gen_mask = gen.mask & has_gen.bool()[:, None]
     query = FusionQuery(raw.tokens, raw.mask, gen_tokens, gen_mask)
-    weight = model.gea_config.rerank_weight if model.gea_config is not None else 1.0
-    ids, final = rerank(gif, query, candidates, lambda i: bank[i.cpu()].to(raw.tokens.dtype), base, weight=weight)
-    # the re-ranked K go first, in their new order; the rest of the gallery keeps the two-tower order
-    lift = sim.max(dim=1, keepdim=True).values - final.min(dim=1, keepdim=True).values + 1.0
-    return sim.scatter(1, ids, final + lift)
+    return rerank_top_k(gif, query, sim, lambda i: bank[i.cpu()].to(raw.tokens.dtype), top_k=top_k,
+                        weight=model.gea_config.rerank_weight)
 
 
 def evaluate(model, split: EvalSplit, *, batch_size: int = 64, device: str | torch.device = "cpu",

@@ -145,18 +145,18 @@ class Searcher:
             scores = np.concatenate([scores, user.features @ feat])
         return scores
 
-    def _gif_rerank(self, tokens, gen, rows: np.ndarray, scores: np.ndarray, user: UserImages | None):
-        from tipr.gea.gif import FusionQuery, rerank
+    def _gif_rerank(self, tokens, gen, rows: np.ndarray, scores: np.ndarray, user: UserImages | None) -> np.ndarray:
+        from tipr.gea.gif import FusionQuery, rerank_top_k
 
-        query = FusionQuery(tokens.tokens[0], tokens.mask[0], None if gen is None else gen.tokens[0],
-                            None if gen is None else gen.mask[0])
+        query = FusionQuery(tokens.tokens, tokens.mask, None if gen is None else gen.tokens,
+                            None if gen is None else gen.mask)
 
-        def fetch(ids: torch.Tensor) -> torch.Tensor:
-            return self.encoder.image_tokens([self._path(int(i), user) for i in ids], open_image)
+        def fetch(positions: torch.Tensor) -> torch.Tensor:
+            return self.encoder.image_tokens([self._path(int(rows[i]), user) for i in positions], open_image)
 
-        ids, final = rerank(self.encoder.model.gif, query, torch.from_numpy(rows), fetch,
-                            torch.from_numpy(scores.astype(np.float32)), weight=self.rerank_weight)
-        return ids.numpy(), final.numpy()
+        merged = rerank_top_k(self.encoder.model.gif, query, torch.from_numpy(scores.astype(np.float32))[None], fetch,
+                              top_k=self.rerank_top_k, weight=self.rerank_weight)
+        return merged[0].numpy()
 
     def search(self, text: str, *, k: int = 10, method: str = "text", user: UserImages | None = None,
                seed: int = 0, steps: int | None = None) -> SearchResult:
@@ -180,12 +180,11 @@ class Searcher:
                 notes.append(f"No generated image: {err}.")
         feat, tokens, gen = self.encoder.query(text, generated)
         if method == "gif":
-            # like tipr.evaluate: GIF re-orders the two-tower top rerank_top_k, the rest keep their cosine order
+            # like tipr.evaluate: GIF re-orders the two-tower top rerank_top_k, lifted above the rest
             rows, scores = self.top(feat, max(k, self.rerank_top_k), user)
-            head = self.rerank_top_k
-            head_rows, head_scores = self._gif_rerank(tokens, gen, rows[:head], scores[:head], user)
-            rows = np.concatenate([head_rows, rows[head:]])[:k]
-            scores = np.concatenate([head_scores, scores[head:]])[:k]
+            scores = self._gif_rerank(tokens, gen, rows, scores, user)
+            order = np.argsort(-scores, kind="stable")[:k]
+            rows, scores = rows[order], scores[order]
         else:
             rows, scores = self.top(feat, k, user)
         return SearchResult(self._hits(rows, scores, user), method, generated, notes)
