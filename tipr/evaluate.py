@@ -82,10 +82,10 @@ def encode_split(model, split: EvalSplit, *, batch_size: int = 64, device: str |
     device = torch.device(device) if accelerator is None else accelerator.device
     gather = (lambda t: t) if accelerator is None else accelerator.gather_for_metrics
     autocast = accelerator.autocast if accelerator is not None else contextlib.nullcontext
-    gif = getattr(model, "gif", None) if rerank_top_k > 0 else None
+    gif = model.gif if rerank_top_k > 0 else None
     if rerank_top_k > 0 and gif is None:
         raise ValueError(f"re-ranking needs a model with GIF (method gea or ecca+gea, use_gif on); this one is "
-                         f"{getattr(model, 'method', type(model).__name__)!r}")
+                         f"{model.method.value!r}" + ("" if model.gea_config is None else " with use_gif off"))
     transform = model.image_transform(train=False)
     was_training = model.training
     model.eval()
@@ -205,6 +205,7 @@ def generated_for(model, captions: Sequence[str], *, generator: str | None, cach
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     from tipr.data import load_dataset
+    from tipr.gea.config import GEAConfig
     from tipr.models.tipr_model import load_model
 
     # with --json, stdout carries the JSON object only (libraries print progress there)
@@ -222,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         if args.rerank_weight is not None and model.gea_config is not None:
             model.gea_config.rerank_weight = args.rerank_weight
         if args.rerank:
-            top_k = args.rerank_top_k or (model.gea_config.rerank_top_k if model.gea_config else 10)
+            top_k = args.rerank_top_k or (model.gea_config or GEAConfig()).rerank_top_k
         metrics = evaluate(model, split, batch_size=args.batch_size, device=device, generated=generated,
                            rerank_top_k=top_k, num_workers=args.num_workers)
     if args.json:

@@ -15,8 +15,10 @@ from tipr.app.encoder import Encoder
 from tipr.app.gallery import GalleryIndex
 from tipr.app.intermediate import Imaginer
 from tipr.app.uploads import open_image
+from tipr.gea.config import GEAConfig
 
-METHODS = {"text": "Text only", "gea": "With GEA's generated image", "gif": "GIF re-ranking"}
+# how a query is searched (not a training method): the names the API and the UI take
+QUERY_MODES = {"text": "Text only", "gea": "With GEA's generated image", "gif": "GIF re-ranking"}
 MAX_QUERY_CHARS = 1000
 MAX_K = 100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -98,15 +100,14 @@ class Searcher:
 
     def __init__(self, encoder: Encoder, index: GalleryIndex, imaginer: Imaginer | None = None):
         self.encoder, self.index, self.imaginer = encoder, index, imaginer
-        gea = getattr(encoder.model, "gea_config", None)
-        self.rerank_top_k = int(getattr(gea, "rerank_top_k", 10))
-        self.rerank_weight = float(getattr(gea, "rerank_weight", 1.0))
+        gea = encoder.model.gea_config or GEAConfig()
+        self.rerank_top_k, self.rerank_weight = gea.rerank_top_k, gea.rerank_weight
 
     # ------------------------------------------------------------------------------------------ methods
     def unavailable(self, method: str) -> str | None:
         """Why ``method`` cannot run with this model and generator, or None when it can."""
-        if method not in METHODS:
-            return f"unknown method {method!r}; choose one of {', '.join(METHODS)}"
+        if method not in QUERY_MODES:
+            return f"unknown method {method!r}; choose one of {', '.join(QUERY_MODES)}"
         generator = self.imaginer is not None and self.imaginer.available
         if method == "gea":
             if not self.encoder.has_tgte:
@@ -167,10 +168,11 @@ class Searcher:
             raise QueryError(f"k must be between 1 and {MAX_K}, got {k}")
         why = self.unavailable(method)
         if why is not None:
-            if method not in METHODS:
+            if method not in QUERY_MODES:
                 raise QueryError(why)
             fallback = "gif" if method == "gea" and self.unavailable("gif") is None else "text"
-            notes.append(f"{METHODS[method]} is not available: {why}. Showing {METHODS[fallback].lower()} instead.")
+            notes.append(f"{QUERY_MODES[method]} is not available: {why}. "
+                         f"Showing {QUERY_MODES[fallback].lower()} instead.")
             method = fallback
         generated = None
         if method in ("gea", "gif") and self.encoder.has_tgte and self.imaginer is not None and self.imaginer.available:

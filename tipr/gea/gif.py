@@ -129,9 +129,9 @@ def gif_loss(
     sim: Tensor,
     pids: Tensor | None,
     *,
-    num_negatives: int = 3,
-    tau: float = 0.015,
-    margin: float = 0.1,
+    num_negatives: int,
+    tau: float,
+    margin: float,
     gen_mask: Tensor | None = None,
 ) -> Tensor:
     """TAL on GIF scores: each query's paired image against its hardest two-tower negatives.
@@ -177,7 +177,7 @@ def rerank(
     candidate_img_tokens: CandidateTokens,
     base_scores: Tensor,
     *,
-    weight: float = 1.0,
+    weight: float,
     batch_size: int = 256,
 ) -> tuple[Tensor, Tensor]:
     """Reorder each query's K two-tower candidates by ``base_scores + weight * gif.score``.
@@ -247,7 +247,7 @@ def rerank_top_k(
     candidate_img_tokens: CandidateTokens,
     *,
     top_k: int,
-    weight: float = 1.0,
+    weight: float,
     batch_size: int = 256,
 ) -> Tensor:
     """Two-tower ``scores [Q, N]`` with each query's top ``top_k`` re-ranked by GIF and lifted above the rest.
