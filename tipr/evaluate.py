@@ -188,7 +188,7 @@ def generated_for(model, captions: Sequence[str], *, generator: str | None, cach
     """Generated images of `captions` for a GEA model (None for other models, or when no generator is found)."""
     if not model.uses_generated_images:
         return None
-    from tipr.training.generated import GeneratedImages, default_generator, prepare_generated
+    from tipr.generation.generated import GeneratedImages, default_generator, prepare_generated
 
     generator = generator or default_generator()
     if generator is None:

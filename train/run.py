@@ -40,7 +40,7 @@ from tipr.objectives import build_objective
 from tipr.training.args import model_kwargs, parse_args
 from tipr.training.checkpoint import (CheckpointError, load_checkpoint, remove_stale_temporaries, resolve_checkpoint,
                                       save_checkpoint)
-from tipr.training.generated import GeneratedImages, WithGenerated, default_generator, prepare_generated
+from tipr.generation.generated import GeneratedImages, WithGenerated, default_generator, prepare_generated
 from tipr.training.loaders import Indexed, PairTexts, SeededItems
 from tipr.training.model_card import write_model_card
 
