@@ -305,6 +305,20 @@ def gea_config(args: argparse.Namespace) -> GEAConfig | None:
     return GEAConfig(**_overrides(args, GEAConfig)) if Method(args.method).uses_gea else None
 
 
+def generation_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of `prepare_generated` for these flags; exits naming --generator when none is found."""
+    from tipr.generation.generated import default_generator
+
+    generator = args.generator or default_generator()
+    if generator is None:
+        raise SystemExit(f"error: --method {args.method} reads generated images: pass --generator (a diffusers "
+                         f"pipeline Hub id such as stabilityai/sd-turbo, or a local pipeline folder such as one saved "
+                         f"by train/train_generator.py)")
+    return {"generator": generator, "cache_dir": args.generation_cache or os.path.join(args.output_dir, "generated"),
+            "steps": args.generation_steps, "guidance_scale": args.guidance_scale, "seed": args.generation_seed,
+            "batch_size": args.generation_batch_size}
+
+
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of TIPRModel for these flags."""
     ecca, gea = ecca_config(args), gea_config(args)
