@@ -26,8 +26,7 @@ import tipr  # noqa: F401  (repairs torchvision before accelerate, diffusers or 
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import (DataLoaderConfiguration, DistributedDataParallelKwargs, ProjectConfiguration,
-                              gather_object, set_seed)
+from accelerate.utils import gather_object, set_seed
 from diffusers.optimization import get_scheduler
 from torch import nn
 from torch.utils.data import DataLoader
@@ -39,7 +38,7 @@ from tipr.hub import HubUnreachableError, hub_reachable
 from tipr.metrics import format_table
 from tipr.models.tipr_model import TIPRModel
 from tipr.objectives import build_objective
-from tipr.training.args import generation_options, model_kwargs, parse_args
+from tipr.training.args import accelerator_kwargs, generation_options, model_kwargs, parse_args
 from tipr.training.bank_refresh import BankRefresher, BankSchedule
 from tipr.training.best_model import BestModel
 from tipr.training.checkpoint import CheckpointError, remove_stale_temporaries, save_checkpoint
@@ -67,18 +66,7 @@ class TrainStep(nn.Module):
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=None if args.report_to == "none" else args.report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir),
-                                            logging_dir=str(output_dir / args.logging_dir)),
-        cpu=args.cpu,
-        # a seeded sampler: epoch e's order depends on (seed, e) only, so a resumed run sees the same batches
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
-        # heads can sit out a step (e.g. GIF without two complete pairs in a batch)
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
+    accelerator = Accelerator(**accelerator_kwargs(args))
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S",
                         level=logging.WARNING)  # this script's logger says INFO; libraries only warnings
     logger.info(accelerator.state, main_process_only=False)
@@ -106,13 +94,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
         objective = build_objective(model, method=args.method, records=dataset.train, partition=partition,
                                     supervised=args.supervised, loss=args.loss, cache_dir=output_dir / "cache",
                                     oracle_neighbours=args.oracle_neighbours)
-    generation = None
-    if objective.requires_generated:
-        generation = generation_options(args) | {"device": accelerator.device,
-                                                 "progress": accelerator.is_main_process}
+    generation = generation_options(args, accelerator) if objective.requires_generated else None
     data = build_train_data(dataset, partition, objective, model.backbone.tokenizer,
                             image_size=tuple(args.image_size), supervised=args.supervised, seed=args.seed,
-                            generation=generation, accelerator=accelerator)
+                            eval_batch_size=args.eval_batch_size, num_workers=args.dataloader_num_workers,
+                            generation=generation)
     train_dataloader = DataLoader(data.train, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
                                   num_workers=args.dataloader_num_workers)
 
@@ -135,12 +121,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     lr_scheduler = accelerator.prepare(get_scheduler(
         args.lr_scheduler, optimizer.optimizer, num_warmup_steps=warmup * accelerator.num_processes,
         num_training_steps=max_train_steps * accelerator.num_processes))
-    bank = None
-    if objective.requires_bank:
-        bank = BankRefresher(objective, *(accelerator.prepare_data_loader(DataLoader(
-            views, batch_size=args.eval_batch_size, num_workers=args.dataloader_num_workers))
-            for views in (data.bank_images, data.bank_texts)),
-            BankSchedule(model.ecca_config.bank_refresh_epochs), coverage_file=output_dir / "bank_coverage.json")
+    bank = BankRefresher(objective, *map(accelerator.prepare_data_loader, data.bank_loaders),
+                         BankSchedule(model.ecca_config.bank_refresh_epochs),
+                         coverage_file=output_dir / "bank_coverage.json") if objective.requires_bank else None
     unwrapped = accelerator.unwrap_model(step_module).model
     if accelerator.is_main_process:
         accelerator.init_trackers(args.tracker_project_name, config=tracker_config(args))
@@ -167,7 +150,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 accelerator.num_processes, args.gradient_accumulation_steps, warmup)
     progress = tqdm(range(max_train_steps), initial=state.global_step, desc="steps",
                     disable=not accelerator.is_main_process)
-    rerank_top_k = unwrapped.gea_config.rerank_top_k if args.eval_rerank and unwrapped.gea_config else 0
     train_seconds = 0.0
     last_validated = -1
 
@@ -178,9 +160,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     def validate(epoch: int) -> None:
         nonlocal last_validated
-        metrics = evaluate(unwrapped, dataset.val, batch_size=args.eval_batch_size, device=accelerator.device,
-                           generated=data.generated["val"], rerank_top_k=rerank_top_k, accelerator=accelerator,
-                           num_workers=args.dataloader_num_workers)
+        metrics = evaluate_split(unwrapped, dataset.val, data.generated["val"], args, accelerator)
         last_validated = state.global_step
         accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=state.global_step)
         best.update(unwrapped, metrics, epoch=epoch + 1, step=state.global_step, save=accelerator.is_main_process)
@@ -244,31 +224,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if best.metrics is not None:
         results[f"val (best: epoch {best.epoch}, step {best.step})"] = best.metrics
     if args.eval_test:
-        results["test"] = evaluate(unwrapped, dataset.test, batch_size=args.eval_batch_size,
-                                   device=accelerator.device, generated=data.generated["test"],
-                                   rerank_top_k=rerank_top_k, accelerator=accelerator,
-                                   num_workers=args.dataloader_num_workers)
+        results["test"] = evaluate_split(unwrapped, dataset.test, data.generated["test"], args, accelerator)
         accelerator.log({f"test/{k}": v for k, v in results["test"].items()}, step=state.global_step)
     digests = gather_object([parameter_digest(unwrapped)])
     if accelerator.is_main_process:
-        unwrapped.save_pretrained(output_dir)
-        hyper = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
-                 if k not in ("hub_token", "config")}
-        write_model_card(output_dir, method=args.method, dataset=args.dataset, setting=partition.setting,
-                         hyperparameters=hyper, results=results,
-                         base_model=None if args.pretrained is None else f"{args.model_name} ({args.pretrained})")
         # wall time of the training loop plus bank refreshes (no evaluation, no checkpoints), for speed ratios
         bank_seconds = bank.seconds if bank else 0.0
-        summary = {"results": results, "global_step": state.global_step, "epochs": num_epochs,
-                   "epochs_trained": state.global_step / updates_per_epoch,
-                   "train_seconds": train_seconds + bank_seconds, "bank_seconds": bank_seconds,
-                   "bank_refreshes": bank.refreshes if bank else 0,
-                   "world_size": accelerator.num_processes, "parameter_digests": digests,
-                   "best": {"epoch": best.epoch, "step": best.step, "R1": best.score}}
-        (output_dir / "results.json").write_text(json.dumps(summary, indent=1))
-        if results:
-            print(format_table(results), flush=True)
-        logger.info("saved the model to %s (config.json, model.safetensors, README.md)", output_dir)
+        save_model(unwrapped, args, partition.setting, results, {
+            "results": results, "global_step": state.global_step, "epochs": num_epochs,
+            "epochs_trained": state.global_step / updates_per_epoch, "train_seconds": train_seconds + bank_seconds,
+            "bank_seconds": bank_seconds, "bank_refreshes": bank.refreshes if bank else 0,
+            "world_size": accelerator.num_processes, "parameter_digests": digests,
+            "best": {"epoch": best.epoch, "step": best.step, "R1": best.score}})
     accelerator.wait_for_everyone()
     accelerator.end_training()
     if args.push_to_hub and accelerator.is_main_process:
@@ -276,6 +243,28 @@ def main(argv: Sequence[str] | None = None) -> dict:
                           commit_message=f"tipr {args.method} on {args.dataset} ({args.setting})")
         logger.info("pushed to %s", url)
     return results
+
+
+def evaluate_split(model: TIPRModel, split, generated, args, accelerator) -> dict[str, float]:
+    """R1/R5/R10/mAP/mINP on `split`, sharded over the processes; GIF re-ranking with --eval_rerank."""
+    rerank_top_k = model.gea_config.rerank_top_k if args.eval_rerank and model.gea_config else 0
+    return evaluate(model, split, batch_size=args.eval_batch_size, device=accelerator.device, generated=generated,
+                    rerank_top_k=rerank_top_k, accelerator=accelerator, num_workers=args.dataloader_num_workers)
+
+
+def save_model(model: TIPRModel, args, setting: str, results: dict, summary: dict) -> None:
+    """The model folder: config.json + model.safetensors, a model card and results.json (main process)."""
+    output_dir = Path(args.output_dir)
+    model.save_pretrained(output_dir)
+    hyper = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
+             if k not in ("hub_token", "config")}
+    write_model_card(output_dir, method=args.method, dataset=args.dataset, setting=setting, hyperparameters=hyper,
+                     results=results,
+                     base_model=None if args.pretrained is None else f"{args.model_name} ({args.pretrained})")
+    (output_dir / "results.json").write_text(json.dumps(summary, indent=1))
+    if results:
+        print(format_table(results), flush=True)
+    logger.info("saved the model to %s (config.json, model.safetensors, README.md)", output_dir)
 
 
 def tracker_config(args) -> dict:

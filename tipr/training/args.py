@@ -305,7 +305,25 @@ def gea_config(args: argparse.Namespace) -> GEAConfig | None:
     return GEAConfig(**_overrides(args, GEAConfig)) if Method(args.method).uses_gea else None
 
 
-def generation_options(args: argparse.Namespace) -> dict[str, Any]:
+def accelerator_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of `accelerate.Accelerator` for these flags."""
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, ProjectConfiguration
+
+    return {
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "mixed_precision": args.mixed_precision,
+        "log_with": None if args.report_to == "none" else args.report_to,
+        "project_config": ProjectConfiguration(project_dir=str(args.output_dir),
+                                               logging_dir=os.path.join(args.output_dir, args.logging_dir)),
+        "cpu": args.cpu,
+        # a seeded sampler: epoch e's order depends on (seed, e) only, so a resumed run sees the same batches
+        "dataloader_config": DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+        # heads can sit out a step (e.g. GIF without two complete pairs in a batch)
+        "kwargs_handlers": [DistributedDataParallelKwargs(find_unused_parameters=True)],
+    }
+
+
+def generation_options(args: argparse.Namespace, accelerator=None) -> dict[str, Any]:
     """Keyword arguments of `prepare_generated` for these flags; exits naming --generator when none is found."""
     from tipr.generation.generated import default_generator
 
@@ -316,7 +334,9 @@ def generation_options(args: argparse.Namespace) -> dict[str, Any]:
                          f"by train/train_generator.py)")
     return {"generator": generator, "cache_dir": args.generation_cache or os.path.join(args.output_dir, "generated"),
             "steps": args.generation_steps, "guidance_scale": args.guidance_scale, "seed": args.generation_seed,
-            "batch_size": args.generation_batch_size}
+            "batch_size": args.generation_batch_size, "accelerator": accelerator,
+            "device": "cpu" if accelerator is None else accelerator.device,
+            "progress": accelerator is None or accelerator.is_main_process}
 
 
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:

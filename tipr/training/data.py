@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from tipr.data import ImageList, Modality, Partition, PersonDataset, TrainPairs, build_transform, partition_pairs
 from tipr.data.datasets import Tokenize
@@ -44,14 +44,13 @@ class TrainData:
     """The datasets of one training run: train pairs (seeded), the bank's views, and val/test generated images."""
 
     train: SeededItems
-    bank_images: Dataset
-    bank_texts: Dataset
+    bank_loaders: tuple[DataLoader, DataLoader]  # every train image by image id, every caption by pair index
     generated: dict[str, GeneratedImages | None]
 
 
 def build_train_data(dataset: PersonDataset, partition: Partition, objective: Objective, tokenizer: Tokenize, *,
-                     image_size: tuple[int, int], supervised: bool, seed: int,
-                     generation: dict[str, Any] | None = None, accelerator=None) -> TrainData:
+                     image_size: tuple[int, int], supervised: bool, seed: int, eval_batch_size: int,
+                     num_workers: int = 0, generation: dict[str, Any] | None = None) -> TrainData:
     """Everything `objective` reads from `dataset`; `generation` (keyword arguments of `prepare_generated`) is
     needed when the objective reads generated images."""
     eval_tf = build_transform(image_size, train=False)
@@ -60,8 +59,7 @@ def build_train_data(dataset: PersonDataset, partition: Partition, objective: Ob
     generated: dict[str, GeneratedImages | None] = {"val": None, "test": None}
     if objective.requires_generated:
         captions = generation_captions(dataset, partition, uses_incomplete_pairs=objective.uses_incomplete_pairs)
-        keys = iter(prepare_generated([c for split in captions.values() for c in split], accelerator=accelerator,
-                                      **(generation or {})))
+        keys = iter(prepare_generated([c for split in captions.values() for c in split], **(generation or {})))
         blank = torch.zeros(3, *image_size)
         generated = {name: GeneratedImages([next(keys) for _ in split], generation["cache_dir"], eval_tf, blank)
                      for name, split in captions.items()}
@@ -69,5 +67,7 @@ def build_train_data(dataset: PersonDataset, partition: Partition, objective: Ob
     if not objective.uses_incomplete_pairs:
         # clip, gea and ECCA without FMC can use complete pairs only: train on those, at the full batch size
         pairs = Subset(pairs, partition.indices(Modality.COMPLETE).tolist())
-    return TrainData(SeededItems(pairs, seed), Indexed(ImageList(dataset.train_image_paths, eval_tf), "image"),
-                     PairTexts([r.caption for r in dataset.train], partition.modes, tokenizer), generated)
+    bank_views = (Indexed(ImageList(dataset.train_image_paths, eval_tf), "image"),
+                  PairTexts([r.caption for r in dataset.train], partition.modes, tokenizer))
+    bank_loaders = tuple(DataLoader(v, batch_size=eval_batch_size, num_workers=num_workers) for v in bank_views)
+    return TrainData(SeededItems(pairs, seed), bank_loaders, generated)
