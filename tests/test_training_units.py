@@ -61,7 +61,8 @@ def test_training_state_round_trips_through_json_and_names_changed_batch_setting
     loaded = TrainingState.from_dict(json.loads(json.dumps(saved.to_dict())) | {"from_a_newer_version": 1})
     assert loaded == saved
     now = TrainingState(world_size=1, train_batch_size=16, gradient_accumulation_steps=4)
-    assert saved.batch_changes(now) == ["world_size was 2 and is now 1", "gradient_accumulation_steps was 1 and is now 4"]
+    assert saved.batch_changes(now) == ["world_size was 2 and is now 1",
+                                        "gradient_accumulation_steps was 1 and is now 4"]
     assert saved.batch_changes(saved) == []
 
 
