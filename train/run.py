@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from tipr.data import load_dataset
+from tipr.data.text_context import report_long_captions
 from tipr.evaluate import evaluate
 from tipr.hub import HubUnreachableError, hub_reachable
 from tipr.metrics import format_table
@@ -90,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                     {m.name: c for m, c in partition.counts().items()})
         partition.save(output_dir / "partition.json")
     model = TIPRModel(**model_kwargs(args))
+    if accelerator.is_main_process:
+        report_long_captions(model.backbone.tokenizer, dataset.all_captions(), dataset.name)
     with accelerator.main_process_first():  # ECCA writes its noun-phrase cache once
         objective = build_objective(model, method=args.method, records=dataset.train, partition=partition,
                                     supervised=args.supervised, loss=args.loss, cache_dir=output_dir / "cache",
