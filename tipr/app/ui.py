@@ -15,6 +15,7 @@ import pandas as pd
 
 from tipr.app.backend import Backend, BackendError
 from tipr.app.search import QUERY_MODES, Hit
+from tipr.ecca.config import ECCAConfig
 
 log = logging.getLogger("tipr.app")
 
@@ -244,8 +245,8 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
             feature, label = index.image_features[row], choice
         else:
             raise CompletionError("Pick a captionless gallery image from the list or upload an image.")
-        ecca = getattr(searcher.encoder.model, "ecca_config", None)
-        result = complete_image(index, feature, row=row, k=getattr(ecca, "k", 6), k_prime=getattr(ecca, "k_prime", 4),
+        ecca = searcher.encoder.model.ecca_config or ECCAConfig()  # a model without ECCA completes like ECCA's paper
+        result = complete_image(index, feature, row=row, k=ecca.k, k_prime=ecca.k_prime,
                                 probe_feature=lambda text: searcher.encoder.texts([text])[0])
         neighbours = pd.DataFrame({
             NEIGHBOUR_COLUMNS[0]: [f"#{i + 1}" for i in range(len(result.neighbours))],
