@@ -35,16 +35,16 @@ from tqdm.auto import tqdm
 from tipr.data import load_dataset
 from tipr.data.text_context import report_long_captions
 from tipr.evaluate import evaluate
-from tipr.hub import HubUnreachableError, hub_reachable
+from tipr.hub import HubUnreachableError
 from tipr.metrics import format_table
 from tipr.models.tipr_model import TIPRModel
 from tipr.objectives import build_objective
 from tipr.training.args import accelerator_kwargs, generation_options, model_kwargs, parse_args
 from tipr.training.bank_refresh import BankRefresher, BankSchedule
 from tipr.training.best_model import BestModel
-from tipr.training.checkpoint import CheckpointError, remove_stale_temporaries, save_checkpoint
+from tipr.training.checkpoint import CheckpointError, prepare_output_dir, save_checkpoint
 from tipr.training.data import build_train_data, make_partition
-from tipr.training.hub_push import push_folder
+from tipr.training.hub_push import push_folder, warn_if_unreachable
 from tipr.training.model_card import write_model_card
 from tipr.training.optim import default_warmup_steps, param_groups
 from tipr.training.state import TrainingState, resume
@@ -75,11 +75,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = True
     set_seed(args.seed)
     if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(output_dir)
-        if args.push_to_hub and not hub_reachable():
-            logger.warning("the Hugging Face Hub cannot be reached now: the model will be saved in %s and the "
-                           "upload tried at the end", output_dir)
+        prepare_output_dir(output_dir)
+        if args.push_to_hub:
+            warn_if_unreachable(output_dir)
     accelerator.wait_for_everyone()
 
     # ------------------------------------------------------------------------------------------------ data

@@ -46,11 +46,11 @@ from tqdm.auto import tqdm
 from tipr.data import load_dataset
 from tipr.generation.attribute_warmup import attribute_targets, warm_up_text_tower
 from tipr.generation.tiny_pipeline import TiprTinyText2ImagePipeline, unet_conditioning
-from tipr.hub import HubUnreachableError, hub_reachable
+from tipr.hub import HubUnreachableError
 from tipr.training.args import parse_size
-from tipr.training.checkpoint import (CheckpointError, load_checkpoint, remove_stale_temporaries, resolve_checkpoint,
+from tipr.training.checkpoint import (CheckpointError, load_checkpoint, prepare_output_dir, resolve_checkpoint,
                                       save_checkpoint)
-from tipr.training.hub_push import push_folder
+from tipr.training.hub_push import push_folder, warn_if_unreachable
 
 logger = logging.getLogger("train_generator")
 
@@ -247,11 +247,9 @@ def main(argv: list[str] | None = None) -> Path:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     set_seed(args.seed)
     if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(output_dir)
-        if args.push_to_hub and not hub_reachable():
-            logger.warning("the Hugging Face Hub cannot be reached now: the pipeline will be saved in %s and the "
-                           "upload tried at the end", output_dir)
+        prepare_output_dir(output_dir)
+        if args.push_to_hub:
+            warn_if_unreachable(output_dir)
 
     if args.init_from:
         pipe = TiprTinyText2ImagePipeline.from_pretrained(args.init_from, dtype=torch.float32)

@@ -85,6 +85,14 @@ def remove_stale_temporaries(output_dir: str | os.PathLike) -> list[Path]:
     return stale
 
 
+def prepare_output_dir(output_dir: str | os.PathLike) -> Path:
+    """Create a run's output folder, or sweep what a killed run left half-written in it."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(output_dir)
+    return output_dir
+
+
 def write_manifest(folder: str | os.PathLike, state: dict[str, Any]) -> dict[str, Any]:
     """Record the training position `state` and every file's size and sha256 in `folder`/tipr_checkpoint.json."""
     folder = Path(folder)

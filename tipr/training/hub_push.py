@@ -9,6 +9,7 @@ A tipr model folder (train/run.py) or a diffusers pipeline folder (train/train_g
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -16,10 +17,21 @@ from pathlib import Path
 
 from tipr.hub import HubUnreachableError, hub_offline, hub_reachable
 
+logger = logging.getLogger(__name__)
+
 # what a repo holds; checkpoints, logs and caches stay local
 MODEL_FILES = ["config.json", "model.safetensors", "README.md", "results.json", "partition.json"]
 PIPELINE_FILES = ["model_index.json", "README.md", "*/*.json", "*/*.safetensors", "*/*.txt"]  # one folder a component
 _NEVER = ["checkpoint-*/*", ".*", ".*/*"]
+
+
+def warn_if_unreachable(folder: str | os.PathLike) -> bool:
+    """At the start of a run that pushes at its end: warn now if the Hub cannot be reached; whether it can."""
+    if hub_reachable():
+        return True
+    logger.warning("the Hugging Face Hub cannot be reached now: the result will be saved in %s and the upload "
+                   "tried at the end", folder)
+    return False
 
 
 def push_folder(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool = False,
