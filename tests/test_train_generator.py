@@ -113,3 +113,25 @@ def test_checkpoints_are_atomic_and_pruned_and_the_upload_fails_fast_offline(tmp
     (out / "checkpoint-3" / "model.safetensors").write_bytes(b"cut")
     with pytest.raises(SystemExit, match="checkpoint-3 is corrupt"):
         load_script().main(argv[:-3] + ["--resume_from_checkpoint", "latest"])
+
+
+def test_ema_is_checkpointed_as_safetensors_and_json_and_resumes_exactly(tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    write_dataset(tmp_path / "data")
+    common = ["--data_root", str(tmp_path / "data"), "--max_train_steps", "2", "--train_batch_size", "2",
+              "--report_to", "none", "--resolution", "32x16", "--checkpointing_steps", "1", "--use_ema",
+              "--ema_decay", "0.5"]
+    straight = load_script().main(common + ["--output_dir", str(tmp_path / "straight")])
+    saved = sorted(p.name for p in (straight / "checkpoint-1").iterdir())
+    assert {"ema.safetensors", "ema.json"} <= set(saved)
+    assert not [n for n in saved if n.startswith("custom_checkpoint")]  # no pickled registered object
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    shutil.copytree(straight / "checkpoint-1", resumed / "checkpoint-1")
+    load_script().main(common + ["--output_dir", str(resumed), "--resume_from_checkpoint", "latest"])
+    a = load_file(straight / "unet" / "diffusion_pytorch_model.safetensors")
+    b = load_file(resumed / "unet" / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)  # the saved UNet is the EMA's

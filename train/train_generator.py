@@ -50,6 +50,7 @@ from tipr.hub import HubUnreachableError
 from tipr.training.args import parse_size
 from tipr.training.checkpoint import (CheckpointError, load_checkpoint, prepare_output_dir, resolve_checkpoint,
                                       save_checkpoint)
+from tipr.training.ema import checkpoint_ema
 from tipr.training.hub_push import push_folder, warn_if_unreachable
 
 logger = logging.getLogger("train_generator")
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> Path:
     trainable = [p for p in list(unet.parameters()) + list(text_encoder.parameters()) if p.requires_grad]
     ema = EMAModel(accelerator.unwrap_model(unet).parameters(), decay=args.ema_decay) if args.use_ema else None
     if ema is not None:
-        accelerator.register_for_checkpointing(ema)
+        checkpoint_ema(accelerator, ema)
 
     first_step = 0
     if args.resume_from_checkpoint:
