@@ -14,7 +14,8 @@ import gradio as gr
 import pandas as pd
 
 from tipr.app.backend import Backend, BackendError
-from tipr.app.search import METHODS, Hit
+from tipr.app.search import QUERY_MODES, Hit
+from tipr.ecca.config import ECCAConfig
 
 log = logging.getLogger("tipr.app")
 
@@ -167,7 +168,8 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
         gallery = [(h.path, _hit_caption(h)) for h in result.hits]
         note = _warn(result.notes)
         own = sum(h.own for h in result.hits)
-        head = (f"**{METHODS[result.method]}**: top {len(result.hits)} of {len(backend.searcher.index)} gallery images"
+        head = (f"**{QUERY_MODES[result.method]}**: top {len(result.hits)} of {len(backend.searcher.index)} "
+                f"gallery images"
                 + (f" and your own images ({own} in these results)" if user_count else ""))
         return gallery, result.generated, "\n\n".join(x for x in (head, note) if x)
 
@@ -243,8 +245,8 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
             feature, label = index.image_features[row], choice
         else:
             raise CompletionError("Pick a captionless gallery image from the list or upload an image.")
-        ecca = getattr(searcher.encoder.model, "ecca_config", None)
-        result = complete_image(index, feature, row=row, k=getattr(ecca, "k", 6), k_prime=getattr(ecca, "k_prime", 4),
+        ecca = searcher.encoder.model.ecca_config or ECCAConfig()  # a model without ECCA completes like ECCA's paper
+        result = complete_image(index, feature, row=row, k=ecca.k, k_prime=ecca.k_prime,
                                 probe_feature=lambda text: searcher.encoder.texts([text])[0])
         neighbours = pd.DataFrame({
             NEIGHBOUR_COLUMNS[0]: [f"#{i + 1}" for i in range(len(result.neighbours))],
@@ -282,7 +284,7 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
                                    elem_id="query")
                 with gr.Column(scale=2):
                     k = gr.Slider(1, 50, value=10, step=1, label="Results (k)")
-                    method = gr.Radio([(label, key) for key, label in METHODS.items()], value="text",
+                    method = gr.Radio([(label, key) for key, label in QUERY_MODES.items()], value="text",
                                       label="Method")
             search_btn = gr.Button("Search", variant="primary", elem_id="search-button")
             search_md = gr.Markdown(elem_id="search-status")
