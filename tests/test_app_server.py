@@ -221,6 +221,9 @@ def test_only_shown_images_are_served(server, client):
     try:
         results, _, _ = client.predict("a person in a red coat", 3, "text", api_name="/search")
         shown = results[0]["image"]["path"]
+        # served in place from the app's folder of shown images, not hashed and copied into Gradio's cache each time
+        assert Path(shown).is_relative_to(server.cache / "shown") and all(
+            Path(r["image"]["path"]).parent.parent.parent == server.cache / "shown" for r in results)
         assert _http_status(server.url + "gradio_api/file=" + shown) == 200
         name = Path(shown).name
         assert (gallery_dir / "imgs" / name).read_bytes() == Path(shown).read_bytes()
