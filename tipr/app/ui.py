@@ -224,7 +224,7 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
                 with gr.Column(scale=4):
                     complete_md = gr.Markdown(label="completion summary", elem_id="complete-status")
                     weights_plot = gr.BarPlot(x="neighbour", y="weight", title="FMC affinity weights", label="FMC weights",
-                                              y_lim=[0, 1], height=220, elem_id="weights")
+                                              show_label=False, y_lim=[0, 1], height=220, elem_id="weights")
             neighbours_df = gr.Dataframe(handlers.empty_table(handlers.NEIGHBOUR_COLUMNS), elem_id="neighbours",
                                          label="Neighbours chosen by HSNG among the gallery's captions",
                                          interactive=False, wrap=True,
