@@ -89,9 +89,25 @@ def test_ecca_without_fmc_uses_complete_pairs_only(records, tmp_path):
         got = objective(model, batch)["wiga"]
         img = model.encode_images(batch["image"][complete])
         txt = model.encode_texts(batch["text"][complete])
-    from tipr.losses import info_nce
+    from tipr.losses import info_nce, same_image_mask
 
-    assert got.item() == pytest.approx(info_nce(img, txt, 0.02).item(), rel=1e-5)
+    siblings = same_image_mask(torch.tensor([records[i].image_id for i in batch["index"][complete]]))
+    assert siblings.any()  # the fixture's images have two captions each
+    assert got.item() == pytest.approx(info_nce(img, txt, 0.02, exclude=siblings).item(), rel=1e-5)
+    assert got.item() != pytest.approx(info_nce(img, txt, 0.02).item(), rel=1e-3)
+
+
+def test_infonce_baseline_leaves_siblings_out(records, tmp_path):
+    from tipr.losses import info_nce, same_image_mask
+
+    model = make_model("clip")
+    objective = build_objective(model, records=records, supervised=False, loss="infonce")
+    batch = batch_of(model, records, None, False, size=10)
+    with torch.no_grad():
+        got = objective(model, batch)["infonce"]
+        img, txt = model.encode_images(batch["image"]), model.encode_texts(batch["text"])
+    siblings = same_image_mask(torch.tensor([records[i].image_id for i in batch["index"]]))
+    assert got.item() == pytest.approx(info_nce(img, txt, 0.02, exclude=siblings).item(), rel=1e-5)
 
 
 def test_ecca_refuses_labels(records):

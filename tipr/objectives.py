@@ -28,6 +28,20 @@ def _rows(batch: Mapping, keep: Tensor) -> dict:
     return {k: (v[keep] if isinstance(v, Tensor) and v.ndim and len(v) == len(keep) else v) for k, v in batch.items()}
 
 
+def _image_ids(records: Sequence[TrainRecord]) -> Tensor | None:
+    """The image id of every train pair: which captions share an image (known without identities)."""
+    return torch.tensor([r.image_id for r in records], dtype=torch.long) if records else None
+
+
+def _siblings(pair_image_ids: Tensor | None, batch: Mapping) -> Tensor | None:
+    """[B, B] True where two rows of the batch are captions of one image (None when the ids are unknown)."""
+    from tipr.losses import same_image_mask
+
+    if pair_image_ids is None:
+        return None
+    return same_image_mask(pair_image_ids[torch.as_tensor(batch["index"]).long().cpu()])
+
+
 class Objective:
     """Base: no feature bank, no generated images."""
 
@@ -69,12 +83,15 @@ class ContrastiveObjective(Objective):
 
     With GEA heads the query feature is TGTE's enhanced text feature and GIF's fusion score adds its own
     TAL term. `supervised` lets TAL treat every pair of an identity as positive; otherwise only the own pair.
+    InfoNCE leaves two captions of one image out of each other's negatives when `records` give the image ids.
     """
 
-    def __init__(self, model: TIPRModel, *, loss: str, supervised: bool, tau: float, margin: float = 0.0):
+    def __init__(self, model: TIPRModel, *, loss: str, supervised: bool, tau: float, margin: float = 0.0,
+                 records: Sequence[TrainRecord] = ()):
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
         self.loss, self.supervised, self.tau, self.margin = loss, supervised, tau, margin
+        self.pair_image_ids = _image_ids(records)
         self.requires_generated = model.uses_generated_images
 
     def __call__(self, model: TIPRModel, batch: Mapping) -> dict[str, Tensor]:
@@ -92,7 +109,7 @@ class ContrastiveObjective(Objective):
         if self.loss == "tal":
             losses = {"tal": tal_loss(img, txt, pids, tau=self.tau, margin=self.margin)}
         else:
-            losses = {"infonce": info_nce(img, txt, self.tau)}
+            losses = {"infonce": info_nce(img, txt, self.tau, exclude=_siblings(self.pair_image_ids, batch))}
         total = losses[self.loss]
         if model.gea_config is not None:
             total = model.gea_config.w_tal * total
@@ -136,6 +153,7 @@ class ECCAObjective(Objective):
         self.neighbour_method = ("oracle" if oracle_neighbours else
                                  "hsng" if self.config.use_hsng else "plain")
         self.num_images = max((r.image_id for r in records), default=-1) + 1
+        self.pair_image_ids = _image_ids(records)
         cache = Path(cache_dir) / "noun_phrases.json" if cache_dir is not None else None
         seen = seen_texts(model.backbone.tokenizer, [r.caption for r in records])  # the words the encoder reads
         self.phrases = (PhraseIndex(extract_noun_phrases(seen, cache_path=cache))
@@ -216,7 +234,8 @@ class ECCAObjective(Objective):
             weights, alpha = self.phrases.weights(index.cpu(), has_txt.cpu(), device=img.device), c.alpha
         else:
             weights, alpha = torch.eye(size, device=img.device), 1.0
-        losses["wiga"] = wiga_loss(img, txt, weights, alpha=alpha, tau=c.tau)
+        losses["wiga"] = wiga_loss(img, txt, weights, alpha=alpha, tau=c.tau,
+                                   exclude=_siblings(self.pair_image_ids, batch))
         total = c.w_wiga * losses["wiga"]
         if c.use_epga:
             losses["epga"] = epga_loss(img, txt, model.prototypes(), tau=c.tau, sinkhorn_iters=c.sinkhorn_iters,
@@ -266,4 +285,4 @@ def build_objective(model: TIPRModel, *, method: str | Method | None = None, rec
         gea = model.gea_config or GEAConfig()
         return ContrastiveObjective(model, loss=loss, supervised=supervised, tau=gea.tal_tau, margin=gea.tal_margin)
     # ECCA's InfoNCE temperature, for the (a) baseline of its ablation
-    return ContrastiveObjective(model, loss=loss, supervised=supervised, tau=ECCAConfig().tau)
+    return ContrastiveObjective(model, loss=loss, supervised=supervised, tau=ECCAConfig().tau, records=records)
