@@ -71,3 +71,27 @@ def test_fmc_loss_values():
     assert loss.item() == 0 and loss.requires_grad
     with pytest.raises(ValueError, match="both be"):
         fmc_loss(completed, anchor[:1])
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.1, 0.02])
+def test_temperature_sharpens_the_weights(temperature):
+    # anchor e1, neighbours at cosines 1, 0 and -1: weights exp(cos / T) normalised
+    anchor = torch.tensor([[1.0, 0.0]])
+    neighbours = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]])
+    _, w = fmc_complete(anchor, neighbours, temperature=temperature)
+    expected = torch.tensor([math.exp(c / temperature) for c in (1.0, 0.0, -1.0)])
+    assert torch.allclose(w[0], expected / expected.sum(), atol=1e-6)
+    # the self-loop reading agrees with the affinity matrix at the same temperature
+    _, w_loop = fmc_complete(anchor, neighbours, self_loop=True, temperature=temperature)
+    a = affinity_matrix(torch.cat([anchor[:, None], neighbours], 1), temperature=temperature)
+    assert torch.allclose(w_loop, a[:, 0], atol=1e-6)
+
+
+def test_sharp_temperature_stays_finite_far_from_every_neighbour():
+    anchor = torch.tensor([[1.0, 0.0, 0.0]])
+    neighbours = torch.tensor([[[-1.0, 0.0, 0.0], [-0.9, 0.1, 0.0]]])  # cosines near -1: exp(-100) underflows
+    completed, w = fmc_complete(anchor, neighbours, temperature=0.01)
+    assert torch.isfinite(completed).all() and torch.allclose(w.sum(), torch.tensor(1.0))
+    assert w[0, 1] > w[0, 0]
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        fmc_complete(anchor, neighbours, temperature=0.0)

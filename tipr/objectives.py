@@ -180,7 +180,8 @@ class ECCAObjective(Objective):
         c = self.config
         rows = self.bank.neighbours_for(indices, missing, k=c.k, k_prime=c.k_prime, method=self.neighbour_method)
         neighbours = self.bank.features(missing, rows).to(anchor.device)
-        completed, _ = fmc_complete(anchor, neighbours, extra_nodes=extra, extra_mask=extra_mask)
+        completed, _ = fmc_complete(anchor, neighbours, extra_nodes=extra, extra_mask=extra_mask,
+                                    temperature=c.fmc_temperature)
         return F.normalize(completed, dim=-1), fmc_loss(completed, anchor)
 
     def __call__(self, model: TIPRModel, batch: Mapping) -> dict[str, Tensor]:

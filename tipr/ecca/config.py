@@ -34,6 +34,8 @@ class ECCAConfig:
     num_unified_prototypes: int = 256
     sinkhorn_iters: int = 3
     sinkhorn_epsilon: float = 0.05
+    # FMC's affinity temperature: S_ij = exp(cos / T); eq. 10 is T = 1
+    fmc_temperature: float = 1.0
     # eq. 25
     w_wiga: float = 1.0
     w_epga: float = 1.0
@@ -64,7 +66,7 @@ class ECCAConfig:
                              "the k' reliable neighbours are chosen among the k nearest")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"ECCAConfig.alpha must lie in [0, 1], got {self.alpha}")
-        for name in ("tau", "sinkhorn_epsilon"):
+        for name in ("tau", "sinkhorn_epsilon", "fmc_temperature"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ECCAConfig.{name} must be > 0, got {getattr(self, name)}")
         if not isinstance(self.knn_index, str) or not self.knn_index.strip():

@@ -1,7 +1,7 @@
 """Feature-level Missing-modality Completion (ECCA eq. 8-11).
 
 The nodes of one sample's graph are [g_1 = anchor, g_2.. = its k' HSNG neighbours (+ extra nodes)]; the
-edges are S_ij = exp(cos(g_i, g_j)) (eq. 10), normalised by the degree matrix Z: A = Z^-1 S (eq. 9), so
+edges are S_ij = exp(cos(g_i, g_j) / T) (eq. 10 has T = 1), normalised by the degree matrix Z: A = Z^-1 S (eq. 9), so
 every row of A is a distribution over the nodes. The completed feature is the anchor's row of A applied to
 the neighbour nodes (eq. 8), renormalised over them: a convex combination of features of the missing
 modality. The paper's literal product also keeps the anchor's self-loop A_11, which mixes the anchor into
@@ -16,10 +16,16 @@ import torch.nn.functional as F
 Tensor = torch.Tensor
 
 
-def affinity_matrix(nodes: Tensor, mask: Tensor | None = None) -> Tensor:
-    """A = Z^-1 S with S_ij = exp(cos(g_i, g_j)) over nodes [B,n,d]; masked-out nodes get no edges (eq. 9-10)."""
+def affinity_matrix(nodes: Tensor, mask: Tensor | None = None, *, temperature: float = 1.0) -> Tensor:
+    """A = Z^-1 S with S_ij = exp(cos(g_i, g_j) / temperature) over nodes [B,n,d]; masked-out nodes get no edges.
+
+    temperature 1 is eq. 9-10 as written; below 1 the weights follow the cosines more sharply (see docs/ecca.md).
+    """
+    if temperature <= 0:
+        raise ValueError(f"affinity temperature must be > 0, got {temperature}")
     g = F.normalize(nodes, dim=-1)
-    s = torch.exp(g @ g.transpose(-1, -2))
+    cos = g @ g.transpose(-1, -2)
+    s = torch.exp((cos - cos.amax(-1, keepdim=True).detach()) / temperature)  # the shift cancels in Z^-1 S
     if mask is not None:
         m = mask.to(s.dtype)
         s = s * m[:, :, None] * m[:, None, :]
@@ -27,13 +33,14 @@ def affinity_matrix(nodes: Tensor, mask: Tensor | None = None) -> Tensor:
 
 
 def fmc_complete(anchor: Tensor, neighbours: Tensor, *, extra_nodes: Tensor | None = None,
-                 extra_mask: Tensor | None = None, self_loop: bool = False) -> tuple[Tensor, Tensor]:
+                 extra_mask: Tensor | None = None, self_loop: bool = False,
+                 temperature: float = 1.0) -> tuple[Tensor, Tensor]:
     """Complete the missing modality of each sample from its available feature and cross-modal neighbours.
 
     anchor [B,d] (e.g. t_m), neighbours [B,k',d] (e.g. N_k'(t_m) from the feature bank), extra_nodes
     [B,e,d] (e.g. GEA's generated image) with extra_mask [B,e] (False where a sample has none).
     Returns (completed [B,d], weights [B,k'+e]): completed = sum_j weights_j * node_j, weights >= 0 summing
-    to 1 (masked nodes weigh 0). With ``self_loop=True`` the anchor is a node of the sum too and weights
+    to 1 (masked nodes weigh 0); ``temperature`` divides the cosines of the edges. With ``self_loop=True`` the anchor is a node of the sum too and weights
     are [B,1+k'+e], anchor first. Gradients reach the anchor through the edges (and the sum when
     ``self_loop``), and the neighbours if they require grad.
     """
@@ -58,10 +65,14 @@ def fmc_complete(anchor: Tensor, neighbours: Tensor, *, extra_nodes: Tensor | No
     elif extra_mask is not None:
         raise ValueError("extra_mask was given without extra_nodes; pass both or neither")
     nodes_t = torch.cat(nodes, dim=1)
-    row = affinity_matrix(nodes_t, mask)[:, 0]  # the anchor's row of A
-    if not self_loop:
-        row, nodes_t = row[:, 1:], nodes_t[:, 1:]
-        row = row / row.sum(-1, keepdim=True)  # the k' neighbours always carry positive weight
+    if self_loop:
+        row = affinity_matrix(nodes_t, mask, temperature=temperature)[:, 0]  # the anchor's row of A
+    else:  # the anchor's row of A renormalised over the other nodes: Z cancels, a softmax of their cosines
+        nodes_t, mask = nodes_t[:, 1:], mask[:, 1:]
+        cos = torch.einsum("bd,bnd->bn", F.normalize(anchor, dim=-1), F.normalize(nodes_t, dim=-1))
+        if temperature <= 0:
+            raise ValueError(f"affinity temperature must be > 0, got {temperature}")
+        row = torch.softmax((cos / temperature).masked_fill(~mask, float("-inf")), dim=-1)
     return torch.einsum("bn,bnd->bd", row, nodes_t), row
 
 

@@ -39,7 +39,9 @@ ECCA_HELP = {
     "tau": "WIGA and EPGA temperature (eq. 19 and 24; paper: 0.02)",
     "num_unified_prototypes": "EPGA: number K of unified prototypes (eq. 20-24)",
     "sinkhorn_iters": "EPGA: Sinkhorn-Knopp iterations",
-    "sinkhorn_epsilon": "EPGA: Sinkhorn-Knopp entropy epsilon",
+    "sinkhorn_epsilon": "EPGA: Sinkhorn-Knopp entropy epsilon (at most tau, so the codes are sharper than the "
+                        "predictions they train)",
+    "fmc_temperature": "FMC: affinity temperature T, S_ij = exp(cos / T) (eq. 10 has T = 1: a near-plain mean)",
     "w_wiga": "weight of the WIGA loss (eq. 25)",
     "w_epga": "weight of the EPGA loss (eq. 25)",
     "w_fmc": "weight of the FMC loss (eq. 25)",
