@@ -141,3 +141,21 @@ def test_oracle_neighbours_are_same_identity_first(modality):
 def test_oracle_needs_identities(bank):
     with pytest.raises(ValueError, match="pair_pids"):
         bank.neighbours_for([0], "image", method="oracle")
+
+
+def test_state_round_trip_through_safetensors(bank, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    save_file(bank.state_dict(), str(tmp_path / "bank.safetensors"))
+    restored = FeatureBank(PAIR_IMAGE_IDS, MODES, use_faiss=True)
+    restored.load_state_dict(load_file(str(tmp_path / "bank.safetensors")))
+    assert torch.equal(restored.features("image", torch.arange(NUM_IMAGES)), bank.features("image", torch.arange(NUM_IMAGES)))
+    assert torch.equal(restored.image_available, bank.image_available)
+    missing = (torch.tensor(MODES) == 1).nonzero().flatten()
+    assert torch.equal(restored.neighbours_for(missing, "image", k=3, k_prime=2),
+                       bank.neighbours_for(missing, "image", k=3, k_prime=2))
+    other = FeatureBank(PAIR_IMAGE_IDS[:-2], MODES[:-2])
+    with pytest.raises(ValueError, match="another dataset or partition"):
+        other.load_state_dict(bank.state_dict())
+    with pytest.raises(RuntimeError, match="call refresh"):
+        other.state_dict()

@@ -143,15 +143,20 @@ def test_each_method_trains_and_saves_a_loadable_model(run, synth, generator, tm
         assert coverage["texts"]["covered_once"] == coverage["texts"]["total"] == 48
 
 
-@pytest.mark.parametrize("method, setting, steps, checkpoint", [
-    ("clip", "full", 4, 2),    # inside an epoch of 6 batches: skip_first_batches must give the same batches
-    ("ecca", "medium", 4, 3),  # at an epoch boundary (16 per batch): the bank is rebuilt from the same weights
+@pytest.mark.parametrize("method, setting, steps, checkpoint, bank_period", [
+    ("clip", "full", 4, 2, None),    # inside an epoch of 6 batches: skip_first_batches must give the same batches
+    ("ecca", "medium", 4, 3, None),  # at an epoch boundary (16 per batch): the bank is rebuilt from the same weights
+    ("ecca", "medium", 4, 2, "1"),  # mid-epoch in the epoch the bank was built: the checkpoint's bank is used
+    ("ecca", "medium", 6, 4, "2"),  # inside a 2-epoch bank period: the bank of epoch 0 comes from the checkpoint
 ])
-def test_resume_after_a_kill_matches_an_uninterrupted_run(run, synth, tmp_path, method, setting, steps, checkpoint):
+def test_resume_after_a_kill_matches_an_uninterrupted_run(run, synth, tmp_path, method, setting, steps, checkpoint,
+                                                          bank_period):
     extra = ["--max_train_steps", str(steps), "--checkpointing_steps", str(checkpoint), "--setting", setting,
              "--validation_epochs", "0", "--no-eval_test"]  # the final model is then the last one
     if method == "ecca":
         extra += ["--train_batch_size", "16"]
+    if bank_period:
+        extra += ["--bank_refresh_epochs", bank_period]
     straight = tmp_path / "straight"
     run.main(_argv(method, synth, straight, *extra))
     resumed = tmp_path / "resumed"
@@ -165,6 +170,10 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(run, synth, tmp_path, 
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed parameters differ from the uninterrupted run's"
     assert not (resumed / f".checkpoint-{checkpoint + 1}.tmp").exists()
     assert json.loads((resumed / "results.json").read_text())["global_step"] == steps
+    if bank_period:  # the checkpoint carries the bank, and the resumed run built none of its own before going on
+        assert (straight / f"checkpoint-{checkpoint}" / "ecca_bank.safetensors").is_file()
+        assert json.loads((resumed / "results.json").read_text())["bank_refreshes"] == (
+            json.loads((straight / "results.json").read_text())["bank_refreshes"] - 1)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "no_manifest"])

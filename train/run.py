@@ -42,7 +42,7 @@ from tipr.objectives import build_objective
 from tipr.training.args import accelerator_kwargs, generation_options, model_kwargs, parse_args
 from tipr.training.bank_refresh import BankRefresher, BankSchedule
 from tipr.training.best_model import BestModel
-from tipr.training.checkpoint import CheckpointError, prepare_output_dir, save_checkpoint
+from tipr.training.checkpoint import CheckpointError, prepare_output_dir, resolve_checkpoint, save_checkpoint
 from tipr.training.data import build_train_data, make_partition
 from tipr.training.hub_push import push_folder, warn_if_unreachable
 from tipr.training.model_card import write_model_card
@@ -144,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             state.global_step = saved.global_step
             best.load_state_dict(saved.best)
             first_epoch, skip_batches = saved.resume_point(len(train_dataloader))
+            if bank is not None and bank.load(resolve_checkpoint(args.resume_from_checkpoint, output_dir)):
+                logger.info("restored ECCA's feature bank of epoch %d from the checkpoint", bank.schedule.last)
 
     logger.info("***** training %s *****\n  pairs = %d, epochs = %d, updates per epoch = %d, total updates = %d\n"
                 "  batch per device = %d, processes = %d, accumulation = %d, warm-up = %d", args.method,
@@ -157,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     def checkpoint(epoch: int, batches_done: int) -> None:
         state.epoch, state.batches_done, state.best = epoch, batches_done, best.state_dict()
         logger.info("saved %s", save_checkpoint(accelerator, output_dir, state.global_step, state.to_dict(),
-                                                total_limit=args.checkpoints_total_limit))
+                                                total_limit=args.checkpoints_total_limit,
+                                                extra=bank.save if bank is not None else None))
 
     def validate(epoch: int) -> None:
         nonlocal last_validated

@@ -139,6 +139,33 @@ class FeatureBank:
         """
         return {m: c.clone() for m, c in self._counts.items()}
 
+    def state_dict(self) -> dict[str, Tensor]:
+        """The refreshed features, availability and coverage counts (safetensors-ready tensors), to resume exactly.
+
+        Neighbour tables are not saved: the search is deterministic and recomputes them from the features.
+        """
+        self._check_ready("image")
+        return {"image_features": self.image_features.contiguous(), "text_features": self.text_features.contiguous(),
+                "image_available": self.image_available.clone(), "image_counts": self._counts["image"].clone(),
+                "text_counts": self._counts["text"].clone()}
+
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        """Restore what `state_dict` saved; refuses features of another train set."""
+        missing = {"image_features", "text_features", "image_available", "image_counts", "text_counts"} - set(state)
+        if missing:
+            raise ValueError(f"a feature bank state needs {sorted(missing)} too; save it with FeatureBank.state_dict()")
+        if len(state["text_features"]) != self.num_pairs or len(state["text_counts"]) != self.num_pairs:
+            raise ValueError(f"the saved bank holds {len(state['text_features'])} texts but this run has "
+                             f"{self.num_pairs} train pairs; it was saved for another dataset or partition")
+        if self.num_pairs and int(self.pair_image_ids.max()) >= len(state["image_features"]):
+            raise ValueError(f"the saved bank holds {len(state['image_features'])} images but pair image ids go up "
+                             f"to {int(self.pair_image_ids.max())}; it was saved for another dataset")
+        self.image_features = state["image_features"].float().cpu()
+        self.text_features = state["text_features"].float().cpu()
+        self.image_available = state["image_available"].bool().cpu()
+        self._counts = {"image": state["image_counts"].long().cpu(), "text": state["text_counts"].long().cpu()}
+        self._tables.clear()
+
     def features(self, modality: str, indices: Tensor) -> Tensor:
         """Bank rows: image features by image id, or text features by pair index."""
         self._check_ready(modality)

@@ -14,11 +14,16 @@ import torch
 logger = logging.getLogger(__name__)
 
 
+BANK_FILE, BANK_META = "ecca_bank.safetensors", "ecca_bank.json"
+_BANK_FORMAT = "tipr-ecca-bank/1"
+
+
 class BankSchedule:
     """The bank is rebuilt at the start of every `every`-th epoch, and whenever a process has none yet.
 
-    A run resumed inside a bank period (an epoch not divisible by `every`, or mid-epoch) has no bank: it is
-    rebuilt from the resumed weights, which an uninterrupted run did not do (`exact` says so).
+    Checkpoints carry the bank (`BankRefresher.save`), so a resumed run restores it with the epoch it was built
+    in and continues exactly. Resumed from a checkpoint without one, the bank is rebuilt from the resumed
+    weights, which an uninterrupted run did not do (`exact` says so).
     """
 
     def __init__(self, every: int):
@@ -28,8 +33,8 @@ class BankSchedule:
         self.last: int | None = None  # the epoch of the last rebuild in this process
 
     def due(self, epoch: int) -> bool:
-        """Whether the bank must be rebuilt before training `epoch`."""
-        return self.last is None or epoch % self.every == 0
+        """Whether the bank must be rebuilt before training `epoch` (not again in the epoch it was built in)."""
+        return self.last is None or (epoch % self.every == 0 and self.last != epoch)
 
     def exact(self, epoch: int, *, resumed_mid_epoch: bool = False) -> bool:
         """Whether a rebuild before `epoch` is one an uninterrupted run makes too (same weights, same point)."""
@@ -82,4 +87,30 @@ class BankRefresher:
         if self.coverage_file is not None and accelerator.is_main_process:
             self.coverage_file.write_text(json.dumps({"epoch": epoch, "global_step": global_step,
                                                       "world_size": accelerator.num_processes, **coverage}, indent=1))
+        return True
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write the bank into a checkpoint folder: features as safetensors, the epoch it was built in as JSON."""
+        from safetensors.torch import save_file
+
+        if self.schedule.last is None:
+            return
+        folder = Path(folder)
+        bank = self.objective.bank
+        save_file(bank.state_dict(), str(folder / BANK_FILE))
+        (folder / BANK_META).write_text(json.dumps({"format": _BANK_FORMAT, "epoch": self.schedule.last,
+                                                    "num_pairs": bank.num_pairs}, indent=1))
+
+    def load(self, folder: str | os.PathLike) -> bool:
+        """Restore the bank a checkpoint carries (then it is not rebuilt inside its period); whether it had one."""
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        if not (folder / BANK_FILE).is_file() or not (folder / BANK_META).is_file():
+            return False
+        meta = json.loads((folder / BANK_META).read_text())
+        if meta.get("format") != _BANK_FORMAT:
+            raise ValueError(f"{folder / BANK_META} is not a tipr ECCA bank ({_BANK_FORMAT}); got {meta.get('format')!r}")
+        self.objective.bank.load_state_dict(load_file(str(folder / BANK_FILE)))
+        self.schedule.mark(int(meta["epoch"]))
         return True

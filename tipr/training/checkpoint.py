@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +165,11 @@ def prune_checkpoints(output_dir: str | os.PathLike, total_limit: int | None) ->
 
 
 def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, state: dict[str, Any], *,
-                    total_limit: int | None = None) -> Path:
-    """`accelerator.save_state` into `checkpoint-{step}`, atomically; call on every rank."""
+                    total_limit: int | None = None, extra: Callable[[Path], None] | None = None) -> Path:
+    """`accelerator.save_state` into `checkpoint-{step}`, atomically; call on every rank.
+
+    `extra(folder)` (main process) writes more files into the checkpoint before its manifest lists them.
+    """
     output_dir = Path(output_dir)
     final = output_dir / f"{PREFIX}{step}"
     tmp = output_dir / f".{PREFIX}{step}.tmp"
@@ -176,6 +180,8 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, state
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        if extra is not None:
+            extra(tmp)
         write_manifest(tmp, state)
         replace_folder(tmp, final)  # the same step saved again (e.g. after resuming from it) is replaced
         prune_checkpoints(output_dir, total_limit)
