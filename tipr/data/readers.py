@@ -257,6 +257,7 @@ def _eval_split(records: list[dict[str, Any]]) -> EvalSplit:
     for rec in records:
         split.image_paths.append(rec["image_path"])
         split.image_pids.append(rec["pid"])
+        split.image_attributes.append(rec["attributes"])
         split.captions.extend(rec["captions"])
         split.caption_pids.extend([rec["pid"]] * len(rec["captions"]))
         split.caption_images.extend([len(split.image_paths) - 1] * len(rec["captions"]))

@@ -39,13 +39,15 @@ class EvalSplit:
     """A whole-gallery text-to-image evaluation split: every caption queries every image.
 
     ``caption_images[j]`` is the index in ``image_paths`` of the image caption j was written for (empty when
-    the split was built without that link)."""
+    the split was built without that link); ``image_attributes[i]`` is image i's ``"attributes"`` record
+    (SynthPEDES writes them; None elsewhere)."""
 
     image_paths: list[str] = field(default_factory=list)
     image_pids: list[int] = field(default_factory=list)
     captions: list[str] = field(default_factory=list)
     caption_pids: list[int] = field(default_factory=list)
     caption_images: list[int] = field(default_factory=list)
+    image_attributes: list[Any] = field(default_factory=list)
 
     @property
     def num_images(self) -> int:
