@@ -1,0 +1,59 @@
+"""benchmarks/study.py at a tiny size: start model, oracle, variants in two processes, the table, resuming."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from tipr.study.runs import TrainRun
+from tipr.study.tables import format_mean_std, mean_std, metrics_table
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _study():
+    spec = importlib.util.spec_from_file_location("tipr_study_script", REPO / "benchmarks" / "study.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("values,expected", [([1.0], (1.0, 0.0)), ([1.0, 3.0], (2.0, 2 ** 0.5)),
+                                             ([5.0, 5.0, 5.0], (5.0, 0.0))])
+def test_mean_std(values, expected):
+    assert mean_std(values) == pytest.approx(expected)
+
+
+def test_metrics_table_counts_seeds():
+    table = metrics_table({"a": [{"R1": 10.0}, {"R1": 20.0}], "b": [], "c": [{"R1": 1.0}]}, expected_seeds=2,
+                          keys=("R1",))
+    assert f"| a | {format_mean_std([10.0, 20.0])} | 2 |" in table
+    assert "| b | – | pending |" in table and "| c | 1.00 | 1 of 2 |" in table
+
+
+def test_run_key_follows_flags_and_version(tmp_path):
+    a, b = TrainRun("x", ["--seed", "0"], tmp_path), TrainRun("y", ["--seed", "0"], tmp_path)
+    assert a.output_dir == b.output_dir and not a.done
+    assert TrainRun("x", ["--seed", "1"], tmp_path).key != a.key != TrainRun("x", ["--seed", "0"], tmp_path, "v2").key
+
+
+def test_tiny_study_writes_its_table(tmp_path, capsys):
+    study = _study()
+    out = tmp_path / "study.md"
+    argv = ["--study", "ecca", "--work", str(tmp_path / "work"), "--identities", "30", "--image_size", "64x32",
+            "--seeds", "0", "--num_train_epochs", "1", "--validation_epochs", "1", "--train_batch_size", "8",
+            "--start_identities", "10", "--start_epochs", "1", "--processes", "2", "--out", str(out)]
+    study.main(argv)
+    table = out.read_text()
+    for row in ("attribute oracle", "start model, zero-shot", "(a) InfoNCE", "(b) WIGA + EPGA", "(d) ECCA"):
+        assert row in table
+    assert "pending" not in table and "Not finished" not in table
+    assert "test split: 3 people" in table
+    runs = sorted((tmp_path / "work").glob("run-*/results.json"))
+    assert len(runs) == 4  # the start model and three variants
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    study.main(argv + ["--write_only"])  # nothing retrained, the same table
+    assert [p.stat().st_mtime_ns for p in runs] == stamps
+    assert out.read_text().split("\n", 1)[1] == table.split("\n", 1)[1]
