@@ -18,14 +18,16 @@ other down several-fold, while one thread each keeps the per-epoch ratios compar
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tipr.study.runs import TrainRun, run_logged
+from tipr.study.start_model import ensure_synthpedes as _ensure_synthpedes
+from tipr.study.tables import format_mean_std
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("R1", "R5", "R10", "mAP", "mINP")
@@ -54,43 +56,13 @@ GEA_INCOMPLETE = {
 }
 
 
-def run(cmd: list[str], log: Path) -> float:
-    start = time.perf_counter()
-    with open(log, "w") as out:
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                              env=os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
-                                                "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
-    if proc.returncode:
-        tail = log.read_text()[-3000:]
-        raise SystemExit(f"command failed ({proc.returncode}): {shlex.join(cmd)}\n--- {log} ---\n{tail}")
-    return time.perf_counter() - start
-
-
 def ensure_synthpedes(folder: Path, identities: int, seed: int) -> Path:
-    info = folder / "CUHK-PEDES" / "synthpedes.json"
-    if not info.is_file():
-        run([sys.executable, "-m", "tipr.data.synthetic", "--out", str(folder), "--identities", str(identities),
-             "--seed", str(seed), "--image_size", "128x64"], folder.with_suffix(".log"))
-    made = json.loads(info.read_text())
-    if (made["identities"], made["seed"]) != (identities, seed):
-        raise SystemExit(f"{folder} holds SynthPEDES with {made['identities']} identities (seed {made['seed']}), "
-                         f"not {identities} (seed {seed}); pass another --work folder for this size")
-    return folder
+    return _ensure_synthpedes(folder, identities=identities, seed=seed, image_size="128x64").parent
 
 
 def train(work: Path, name: str, flags: list[str], version: str = "") -> dict:
     """One trainer run, reused when the same flags (and `version` of what they point at) finished in `work`."""
-    key = hashlib.sha1((json.dumps(flags) + version).encode()).hexdigest()[:10]
-    out = work / f"run-{key}"
-    results = out / "results.json"
-    if not results.is_file():
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "flags.json").write_text(json.dumps({"name": name, "flags": flags}, indent=1))
-        print(f"training {name} ...", flush=True)
-        run([sys.executable, "train/run.py", *flags, "--output_dir", str(out)], out / "train.log")
-    summary = json.loads(results.read_text())
-    summary["output_dir"] = str(out)
-    return summary
+    return TrainRun(name, flags, work, version).train()
 
 
 def evaluate_init(init: dict, data: Path) -> dict:
@@ -169,20 +141,12 @@ def rerank_picked_on_val(run: dict, data: Path, generator: str, cache: Path, ste
     return run | {"results": {**run["results"], "test": picked["test"]}, "rerank_weight": picked["weight"]}
 
 
-def mean_std(values: list[float]) -> str:
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return f"{mean:.2f}"
-    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return f"{mean:.2f} ± {std:.2f}"
-
-
 def table(rows: dict[str, list[dict]]) -> str:
     """Test metrics (mean ± std over seeds), ms per training step and seconds per bank refresh."""
     head = "| variant | " + " | ".join(KEYS) + " | ms/step | bank s/refresh |"
     lines = [head, "|---" * (len(KEYS) + 3) + "|"]
     for name, runs in rows.items():
-        cells = [mean_std([r["results"]["test"][k] for r in runs]) for k in KEYS]
+        cells = [format_mean_std([r["results"]["test"][k] for r in runs]) for k in KEYS]
         steps = sum(r["global_step"] for r in runs)
         cells.append(f"{1000 * sum(step_seconds(r) for r in runs) / len(runs):.0f}" if steps else "–")
         refreshes = sum(r["bank_refreshes"] for r in runs)
@@ -210,7 +174,7 @@ def generation_seconds_per_image(args, data: Path, cache: Path) -> float:
     if not stamp.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         log = cache.parent / "generate.log"
-        seconds = run([sys.executable, "-m", "tipr.generate", "--dataset", "cuhk-pedes", "--data_root", str(data),
+        seconds = run_logged([sys.executable, "-m", "tipr.generate", "--dataset", "cuhk-pedes", "--data_root", str(data),
                        "--generator", args.generator, "--cache", str(cache), "--split", "all",
                        "--steps", str(args.generation_steps)], log)
         from tipr.data import load_dataset
