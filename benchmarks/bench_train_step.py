@@ -19,10 +19,9 @@ from pathlib import Path
 
 import torch
 
-from tipr.models.method import Method
+from tipr.models.method import METHODS, Method
 from tipr.training.throughput import HEADER, default_data_root, fill_placeholder_cache, measure_in_child
 
-METHODS = ("clip", "ecca", "gea", "ecca+gea")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
