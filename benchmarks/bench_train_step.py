@@ -23,7 +23,6 @@ from tipr.models.method import METHODS, Method
 from tipr.training.throughput import HEADER, default_data_root, fill_placeholder_cache, measure_in_child
 
 
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backbone", default="tipr-tiny", help="open_clip model name, built with random weights")
