@@ -16,7 +16,7 @@ from PIL import Image
 
 from tipr.app.completion import CompletionError, complete_image
 from tipr.app.gallery_source import GallerySource
-from tipr.app.search import METHODS, Hit, Searcher, UserImages
+from tipr.app.search import QUERY_MODES, Hit, Searcher, UserImages
 from tipr.app.uploads import import_images, open_image
 from tipr.ecca.config import ECCAConfig
 
@@ -86,7 +86,7 @@ def search(searcher: Searcher, query: str, k: int, method: str, user: UserImages
     result = searcher.search(query, k=int(k), method=method or "text", user=user)
     gallery = [(show(h.path), hit_caption(h)) for h in result.hits]
     own = sum(h.own for h in result.hits)
-    head = (f"**{METHODS[result.method]}**: top {len(result.hits)} of {len(searcher.index)} gallery images"
+    head = (f"**{QUERY_MODES[result.method]}**: top {len(result.hits)} of {len(searcher.index)} gallery images"
             + (f" and your own images ({own} in these results)" if user is not None and len(user) else ""))
     return gallery, result.generated, "\n\n".join(x for x in (head, notes_markdown(result.notes)) if x)
 

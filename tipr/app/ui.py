@@ -15,7 +15,7 @@ import gradio as gr
 
 from tipr.app import handlers
 from tipr.app.backend import Backend, BackendError
-from tipr.app.search import METHODS, UserImages
+from tipr.app.search import QUERY_MODES, UserImages
 from tipr.app.shown import ShownImages
 
 log = logging.getLogger("tipr.app")
@@ -162,7 +162,7 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
                                    elem_id="query")
                 with gr.Column(scale=2):
                     k = gr.Slider(1, 50, value=10, step=1, label="Results (k)")
-                    method = gr.Radio([(label, key) for key, label in METHODS.items()], value="text",
+                    method = gr.Radio([(label, key) for key, label in QUERY_MODES.items()], value="text",
                                       label="Method")
             search_btn = gr.Button("Search", variant="primary", elem_id="search-button")
             search_md = gr.Markdown(label="search summary", elem_id="search-status")
