@@ -27,7 +27,7 @@ from tipr.evaluate import evaluate
 from tipr.models.tipr_model import TIPRModel
 from tipr.objectives import build_objective
 from tipr.training.args import model_kwargs, parse_args
-from tipr.training.generated import GeneratedImages, WithGenerated, prepare_generated
+from tipr.generation.generated import GeneratedImages, WithGenerated, prepare_generated
 from tipr.training.loaders import Indexed, PairTexts
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
