@@ -68,7 +68,8 @@ def friendly(fn):
 
 
 def served_folders(config) -> dict[str, Path]:
-    """The folders the app serves from: images it has shown, and the sessions' own (uploaded) images."""
+    """The app's folders under its cache: the images it has shown (the only folder served) and the sessions'
+    own images (stored there, served through ``shown`` once they come up in a search)."""
     cache = Path(config.cache_dir).expanduser()
     return {"shown": cache / "shown", "uploads": cache / "uploads"}
 
@@ -118,6 +119,7 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
     def search_example(query, k, method):
         return handlers.search(backend.wait(), query, k, method, show=show)
 
+    @friendly
     def add_images(files, user):
         from tipr.app.uploads import UploadError
 
@@ -129,10 +131,13 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
             return user, f"⚠️ Nothing was added: {err}", None
         return user, message, None
 
-    @friendly
-    def clear_images(user):
+    def forget_user_images(user):
         show.forget(getattr(user, "paths", ()))
         handlers.delete_user_images(user)
+
+    @friendly
+    def clear_images(user):
+        forget_user_images(user)
         return UserImages(), "Your own images were removed."
 
     @friendly
@@ -142,10 +147,6 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
     @friendly
     def complete(choice, upload):
         return handlers.complete(backend.wait(), backend.ecca, choice, getattr(upload, "name", upload))
-
-    def forget_user_images(user):
-        show.forget(getattr(user, "paths", ()))
-        handlers.delete_user_images(user)
 
     # ------------------------------------------------------------------------------ layout
     with gr.Blocks(title="tipr: text-to-image person retrieval") as demo:
