@@ -14,7 +14,7 @@ from PIL import Image
 from tipr.app.encoder import Encoder
 from tipr.app.gallery import GalleryIndex
 from tipr.app.intermediate import Imaginer
-from tipr.app.uploads import open_image
+from tipr.data.images import read_image
 
 METHODS = {"text": "Text only", "gea": "With GEA's generated image", "gif": "GIF re-ranking"}
 MAX_QUERY_CHARS = 1000
@@ -152,7 +152,7 @@ class Searcher:
                             None if gen is None else gen.mask[0])
 
         def fetch(ids: torch.Tensor) -> torch.Tensor:
-            return self.encoder.image_tokens([self._path(int(i), user) for i in ids], open_image)
+            return self.encoder.image_tokens([self._path(int(i), user) for i in ids], read_image)
 
         ids, final = rerank(self.encoder.model.gif, query, torch.from_numpy(rows), fetch,
                             torch.from_numpy(scores.astype(np.float32)), weight=self.rerank_weight)

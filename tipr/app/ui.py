@@ -6,7 +6,6 @@ import functools
 import hashlib
 import logging
 import os
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,6 +31,7 @@ CSS = """
 .tall-gallery .grid-wrap { height: auto !important; min-height: 0 !important; max-height: 640px; }
 .tall-gallery .caption-label { font-size: 0.75em; }
 """
+RAW_UPLOADS_CACHE = (600, 3600)  # gradio deletes its raw upload copies older than an hour, every 10 minutes
 NEIGHBOUR_COLUMNS = ["neighbour", "caption", "person id", "Jaccard distance", "FMC weight"]
 
 
@@ -52,8 +52,9 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except _user_errors() as err:
-            raise gr.Error(str(err), title="Cannot do that") from None
+        except _user_errors() as err:  # the user's mistake: one log line, no traceback
+            log.info("%s refused: %s", fn.__name__, str(err)[:300])
+            raise gr.Error(str(err), title="Cannot do that", print_exception=False) from None
         except Exception as err:
             log.exception("%s failed", fn.__name__)
             raise gr.Error(f"Something went wrong ({type(err).__name__}: {err}). The app is still running; "
@@ -126,23 +127,12 @@ def _captionless_choices(source) -> list[tuple[str, str]]:
     return out
 
 
-def _delete_user_images(user) -> None:
-    folders = set()
-    for path in getattr(user, "paths", ()):
-        Path(path).unlink(missing_ok=True)
-        folders.add(Path(path).parent)
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:  # not empty: another upload of the session still lives there
-            pass
-
-
 def build_demo(backend: Backend, config) -> gr.Blocks:
     """The three tabs, wired to ``backend`` (which loads in the background)."""
     from tipr.app.search import UserImages
+    from tipr.app.uploads import UploadStore
 
-    uploads_root = Path(config.cache_dir).expanduser() / "uploads"
+    store = UploadStore(Path(config.cache_dir).expanduser() / "uploads")
 
     # ------------------------------------------------------------------------------ handlers
     @friendly
@@ -183,20 +173,20 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
 
     @friendly
     def add_images(files, user):
-        from tipr.app.uploads import import_images, open_image
+        from tipr.data.images import read_image
 
         searcher = backend.wait()
         files = [getattr(f, "name", f) for f in (files or [])]
-        paths, problems = import_images(files, uploads_root / uuid.uuid4().hex[:12])
-        feats = searcher.encoder.images([open_image(p) for p in paths])
+        paths, problems = store.add(files, held=len(user or ()))
+        feats = searcher.encoder.images([read_image(p) for p in paths])
         user = (user or UserImages()).add([str(p) for p in paths], feats)
-        note = _warn(problems[:5] + ([f"…and {len(problems) - 5} more skipped files"] if len(problems) > 5 else []))
+        note = _warn(problems)
         msg = f"Added {len(paths)} image(s); your own images: {len(user)}. They are searched with the gallery."
         return user, "\n\n".join(x for x in (msg, note) if x), None
 
     @friendly
     def clear_images(user):
-        _delete_user_images(user)
+        store.remove(getattr(user, "paths", ()))
         return UserImages(), "Your own images were removed."
 
     @friendly
@@ -225,21 +215,22 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
     @friendly
     def complete(choice, upload):
         from tipr.app.completion import CompletionError, complete_image
-        from tipr.app.uploads import open_image
+        from tipr.app.uploads import open_upload
+        from tipr.data.images import read_image
 
         searcher = backend.wait()
         index = searcher.index
         src = index.source
         if upload:
             path = getattr(upload, "name", upload)
-            image = open_image(path)
+            image = open_upload(path)
             row, feature, label = None, searcher.encoder.images([image])[0], f"your image {Path(path).name}"
         elif choice:
             rows = {Path(p).relative_to(src.root).as_posix(): i for i, p in enumerate(src.image_paths)}
             if choice not in rows:
                 raise CompletionError(f"{choice!r} is not an image of this gallery; pick one from the list")
             row = rows[choice]
-            image = open_image(src.image_paths[row])
+            image = read_image(src.image_paths[row])
             feature, label = index.image_features[row], choice
         else:
             raise CompletionError("Pick a captionless gallery image from the list or upload an image.")
@@ -269,11 +260,11 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
         return image, summary, neighbours, chart, nearest, phrases
 
     # ------------------------------------------------------------------------------ layout
-    with gr.Blocks(title="tipr: text-to-image person retrieval") as demo:
+    with gr.Blocks(title="tipr: text-to-image person retrieval", delete_cache=RAW_UPLOADS_CACHE) as demo:
         gr.Markdown("# tipr — find a person by a sentence\nECCA and GEA text-to-image person retrieval "
                     "([docs](https://github.com/tipr-project/tipr)).")
         status_md = gr.Markdown(backend.status_markdown(), elem_id="status")
-        user = gr.State(UserImages(), time_to_live=6 * 3600, delete_callback=_delete_user_images)
+        user = gr.State(UserImages(), time_to_live=6 * 3600, delete_callback=lambda u: store.remove(u.paths))
 
         with gr.Tab("Search", id="search"):
             with gr.Row():
