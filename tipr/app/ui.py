@@ -322,7 +322,8 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
             with gr.Row():
                 pick = gr.Dropdown(choices=captionless_choices(), value=None, label="Captionless gallery image",
                                    allow_custom_value=True, scale=3, elem_id="pick")
-                upload = gr.File(label="…or upload an image", file_types=["image"], scale=2, height=110,
+                # no file_types: gradio's own check logs a traceback, the decoder names a non-image clearly
+                upload = gr.File(label="…or upload an image", scale=2, height=110,
                                  elem_id="upload")
             complete_btn = gr.Button("Complete its text feature", variant="primary", elem_id="complete-button")
             with gr.Row():
