@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 import tipr  # noqa: F401
+from tipr.app.testing import zip_bomb
 from tipr.app.uploads import LIMITS, UploadError, UploadLimits, UploadStore, import_images, open_upload
 from tipr.data.images import ImageTooLarge, UnreadableImage, read_image
 
@@ -34,15 +35,6 @@ def _image_bytes(size=(64, 128), colour="blue", fmt="PNG") -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, colour).save(buf, format=fmt)
     return buf.getvalue()
-
-
-def _zeros_zip(path: Path, name: str, size: int) -> Path:
-    """A zip holding one member of ``size`` zero bytes (deflate packs them about 1000:1)."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf, zf.open(name, "w", force_zip64=True) as dst:
-        block = bytes(1 << 20)
-        for start in range(0, size, len(block)):
-            dst.write(block[:size - start])
-    return path
 
 
 # ------------------------------------------------------------------------------------------------ decoder
@@ -152,7 +144,7 @@ def test_unreadable_files_are_named_without_server_paths(tmp_path, content, mess
      "would take the upload past 2 MB unpacked"),
 ])
 def test_zip_bombs_are_refused_quickly_with_little_memory(tmp_path, size, limits, message):
-    bomb = _zeros_zip(tmp_path / "bomb.zip", "inside/zeros.png", size)
+    bomb = zip_bomb(tmp_path / "bomb.zip", size, "inside/zeros.png")
     tracemalloc.start()
     start = time.perf_counter()
     try:
