@@ -11,6 +11,10 @@ import pytest
 from PIL import Image
 
 from tipr.app import gallery as gal
+from tipr.app.gallery_export import write_gallery
+from tipr.app.gallery_index import GalleryIndex
+from tipr.app.gallery_source import CAPTIONS_FORMAT, GalleryError, GallerySource
+from tipr.app.index_store import INDEX_DIRNAME, cache_index_dir
 from tipr.app.cli import parse_args
 from tipr.app.completion import CompletionError, complete_image, rank_of
 from tipr.app.search import MAX_QUERY_CHARS, QueryError, Searcher, UserImages, clean_query
@@ -67,7 +71,7 @@ def _write_gallery(root: Path, n: int = 8, captionless=(1, 5)) -> Path:
         if i in captionless:
             entry["held_out_captions"] = caps
         entries.append(entry)
-    (root / "captions.json").write_text(json.dumps({"format": gal.CAPTIONS_FORMAT, "images": entries}))
+    (root / "captions.json").write_text(json.dumps({"format": CAPTIONS_FORMAT, "images": entries}))
     return root
 
 
@@ -86,20 +90,26 @@ def test_read_gallery_kinds_and_errors(tmp_path):
     src, _ = gal.read_gallery(plain.parent)
     assert src.kind == "folder" and [Path(p).name for p in src.image_paths] == ["a.jpg"] and src.captions == []
 
-    with pytest.raises(gal.GalleryError, match="does not exist"):
+    with pytest.raises(GalleryError, match="does not exist"):
         gal.read_gallery(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(gal.GalleryError, match="no images"):
+    with pytest.raises(GalleryError, match="no images"):
         gal.read_gallery(tmp_path / "empty")
 
 
-def test_index_is_saved_reused_and_rebuilt_only_when_needed(tmp_path, monkeypatch):
+def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_index_is_saved_in_the_cache_reused_and_rebuilt_only_when_needed(tmp_path):
     root = _write_gallery(tmp_path / "g")
     calls: dict = {}
     images, texts = _fake_embedders(calls)
     build = dict(model_fingerprint="m1", embed_images=images, embed_texts=texts, cache_dir=tmp_path / "cache")
     first = gal.load_or_build(root, **build)
-    assert calls["images"] == 8 and first.location == root / gal.INDEX_DIRNAME
+    assert calls["images"] == 8 and first.location == cache_index_dir(root, tmp_path / "cache")
+    assert not (root / INDEX_DIRNAME).exists()  # the app writes nothing into the gallery folder
     assert first.phrases and len(first.phrase_features) == len(first.phrases)
     scores, rows = first.search(first.image_features[3], 2)
     assert rows[0][0] == 3 and scores[0][0] == pytest.approx(1.0, abs=1e-5)
@@ -113,7 +123,7 @@ def test_index_is_saved_reused_and_rebuilt_only_when_needed(tmp_path, monkeypatc
         os.utime(p, ns=(1, 1))
     assert gal.load_or_build(root, **build).fingerprint != first.fingerprint and calls == {}
 
-    via_index = gal.load_or_build(root / gal.INDEX_DIRNAME, **build)  # a saved index as --gallery
+    via_index = gal.load_or_build(first.location, **build)  # a saved index as --gallery
     assert calls == {} and len(via_index) == 8
 
     Image.new("RGB", (32, 64), "gray").save(root / "imgs" / "3.png")  # an image changed
@@ -125,19 +135,66 @@ def test_index_is_saved_reused_and_rebuilt_only_when_needed(tmp_path, monkeypatc
     assert calls["images"] == 8
 
 
-def test_read_only_gallery_is_indexed_in_the_cache_and_bad_images_skipped(tmp_path, monkeypatch):
+@pytest.mark.parametrize("same_model", [True, False])
+def test_loading_never_modifies_a_shipped_gallery(tmp_path, monkeypatch, same_model):
+    """A fresh clone of assets/gallery (new file times) is loaded, hashed once, and left byte for byte as it was."""
+    root = _write_gallery(tmp_path / "g")
+    calls: dict = {}
+    images, texts = _fake_embedders(calls)
+    cache = tmp_path / "cache"
+    shipped = gal.embed_gallery(gal.read_gallery(root)[0], model_fingerprint="m1", embed_images=images,
+                                embed_texts=texts, save_dir=root / INDEX_DIRNAME)
+    for p in root.rglob("*"):  # a checkout gives every file a new time
+        os.utime(p, ns=(2_000_000_000 * 10**9, 2_000_000_000 * 10**9))
+    before = _snapshot(root)
+    calls.clear()
+    build = dict(model_fingerprint="m1" if same_model else "m2", embed_images=images, embed_texts=texts,
+                 cache_dir=cache)
+    hashed = []
+    real = gal.fingerprint
+    monkeypatch.setattr(gal, "fingerprint", lambda *a, **kw: hashed.append(kw.get("contents")) or real(*a, **kw))
+    for _ in range(2):  # a second start must not hash the contents again
+        index = gal.load_or_build(root, **build)
+    assert _snapshot(root) == before
+    if same_model:
+        assert calls == {} and index.location == root / INDEX_DIRNAME
+        assert np.allclose(index.image_features, shipped.image_features) and hashed.count(True) == 1
+    else:  # another model: embedded again, into the cache
+        assert calls["images"] == 8 and index.location == cache_index_dir(root, cache)
+
+
+def test_unreadable_gallery_images_are_skipped(tmp_path):
     root = _write_gallery(tmp_path / "g")
     (root / "imgs" / "6.png").write_bytes(b"garbage")
-    real = gal._writable
-    monkeypatch.setattr(gal, "_writable", lambda d: False if Path(d).resolve() == root.resolve() else real(d))
     calls: dict = {}
     images, texts = _fake_embedders(calls)
     build = dict(model_fingerprint="m1", embed_images=images, embed_texts=texts, cache_dir=tmp_path / "cache")
     index = gal.load_or_build(root, **build)
     assert len(index) == 7 and len(index.source.captions) == 10 and calls["images"] == 7
-    assert index.location.is_relative_to(tmp_path / "cache") and not (root / gal.INDEX_DIRNAME).exists()
+    assert "imgs/6.png" not in [index.source.relative(i) for i in range(7)]
     calls.clear()
     assert len(gal.load_or_build(root, **build)) == 7 and calls == {}
+
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+@pytest.mark.skipif(not (ASSETS / "gallery" / INDEX_DIRNAME / "meta.json").is_file(), reason="no shipped gallery")
+def test_app_start_leaves_a_fresh_copy_of_the_assets_gallery_unchanged(tmp_path):
+    import shutil
+
+    from tipr.app.backend import Backend
+    from tipr.app.cli import AppConfig
+
+    gallery = Path(shutil.copytree(ASSETS / "gallery", tmp_path / "gallery"))  # copies get new file times
+    for p in gallery.rglob("*"):
+        os.utime(p)
+    before = _snapshot(gallery)
+    backend = Backend(AppConfig(model=str(ASSETS / "model"), gallery=str(gallery), generator=None,
+                                cache_dir=str(tmp_path / "cache")))
+    searcher = backend.wait(timeout=120)
+    assert searcher.index.location == gallery / INDEX_DIRNAME  # the shipped index, not embedded again
+    assert _snapshot(gallery) == before
 
 
 def test_dataset_root_gallery_and_write_gallery(tmp_path):
@@ -147,7 +204,7 @@ def test_dataset_root_gallery_and_write_gallery(tmp_path):
     src, _ = gal.read_gallery(tmp_path / "data")
     assert src.kind == "cuhk-pedes" and len(src.image_paths) == 12 and len(src.captions) == 24
     assert src.captionless == [] and set(src.image_pids) == {28, 29, 30}
-    out = gal.write_gallery(dataset.parent, tmp_path / "gallery", captionless=0.25, seed=1)
+    out = write_gallery(dataset.parent, tmp_path / "gallery", captionless=0.25, seed=1)
     written, _ = gal.read_gallery(out)
     assert len(written.image_paths) == 12 and len(written.captionless) == 3 and len(written.captions) == 18
     assert all(written.held_out[i] for i in written.captionless)
@@ -156,12 +213,12 @@ def test_dataset_root_gallery_and_write_gallery(tmp_path):
 # ------------------------------------------------------------------------------------------------ completion
 def _index(image_features, caption_features, caption_pids=None, held_out=None, tmp=Path("/tmp")):
     n, c = len(image_features), len(caption_features)
-    src = gal.GallerySource(root=tmp, kind="test", image_paths=[f"/tmp/{i}.png" for i in range(n)],
+    src = GallerySource(root=tmp, kind="test", image_paths=[f"/tmp/{i}.png" for i in range(n)],
                             image_pids=list(range(n)), captions=[f"caption {j}" for j in range(c)],
                             caption_pids=caption_pids or list(range(c)), caption_images=list(range(c)),
                             held_out=held_out or {})
     norm = lambda x: (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
-    return gal.GalleryIndex(source=src, image_features=norm(np.asarray(image_features, np.float32)),
+    return GalleryIndex(source=src, image_features=norm(np.asarray(image_features, np.float32)),
                             caption_features=norm(np.asarray(caption_features, np.float32)),
                             phrases=["red coat", "blue bag"], phrase_features=norm(np.eye(len(image_features[0]))[:2]),
                             fingerprint="t")

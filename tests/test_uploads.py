@@ -69,7 +69,7 @@ def test_exif_orientation_is_applied(tmp_path):
 
 def test_the_app_embeds_a_gallery_image_exactly_as_evaluation_does(tmp_path):
     from tipr.app.encoder import Encoder
-    from tipr.app.gallery import build_index, read_gallery
+    from tipr.app.gallery import load_or_build, read_gallery
     from tipr.data import EvalSplit
     from tipr.evaluate import encode_split
     from tipr.models.tipr_model import TIPRModel
@@ -80,7 +80,10 @@ def test_the_app_embeds_a_gallery_image_exactly_as_evaluation_does(tmp_path):
     encoder = Encoder(model)
     source, _ = read_gallery(tmp_path / "gallery")
     captions = ["a person in a red coat", "a man with a black bag and white shoes"]
-    app = encoder.texts(captions) @ build_index(source, encoder.images, encoder.texts, "test").image_features.T
+    index = load_or_build(tmp_path / "gallery", model_fingerprint="test", embed_images=encoder.images,
+                          embed_texts=encoder.texts, cache_dir=tmp_path / "cache")
+    assert index.source.image_paths == source.image_paths
+    app = encoder.texts(captions) @ index.image_features.T
     split = EvalSplit(image_paths=source.image_paths, image_pids=list(range(len(source.image_paths))),
                       captions=captions, caption_pids=[0, 1])
     evaluation = encode_split(model, split, batch_size=4).numpy()

@@ -210,6 +210,7 @@ def generated_for(model, captions: Sequence[str], *, generator: str | None, cach
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     from tipr.data import load_dataset
+    from tipr.data.text_context import report_long_captions
     from tipr.models.tipr_model import load_model
 
     # with --json, stdout carries the JSON object only (libraries print progress there)
@@ -218,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         model = load_model(args.model, device=device)
         dataset = load_dataset(args.dataset, args.data_root, skip_missing_images=args.skip_missing_images)
         split = getattr(dataset, args.split)
+        report_long_captions(model.backbone.tokenizer, split.captions, f"{dataset.name} {args.split}")
         trained_steps = model.gea_config.generation_steps if model.gea_config else 0
         generated = generated_for(model, split.captions, generator=args.generator,
                                   cache_dir=args.generation_cache or ".cache/tipr-generated",

@@ -114,6 +114,7 @@ class ECCAObjective(Objective):
 
     def __init__(self, model: TIPRModel, *, records: Sequence[TrainRecord], partition: Partition | None,
                  cache_dir: str | Path | None = None, oracle_neighbours: bool = False):
+        from tipr.data.text_context import seen_texts
         from tipr.ecca import FeatureBank, PhraseIndex, extract_noun_phrases
 
         if model.ecca_config is None:
@@ -132,7 +133,8 @@ class ECCAObjective(Objective):
                                  "hsng" if self.config.use_hsng else "plain")
         self.num_images = max((r.image_id for r in records), default=-1) + 1
         cache = Path(cache_dir) / "noun_phrases.json" if cache_dir is not None else None
-        self.phrases = (PhraseIndex(extract_noun_phrases([r.caption for r in records], cache_path=cache))
+        seen = seen_texts(model.backbone.tokenizer, [r.caption for r in records])  # the words the encoder reads
+        self.phrases = (PhraseIndex(extract_noun_phrases(seen, cache_path=cache))
                         if self.config.use_wiga_weights else None)
 
     def refresh(self, model: TIPRModel, *, image_loader: Iterable[Mapping], text_loader: Iterable[Mapping],

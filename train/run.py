@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from tipr.data import ImageList, Modality, Partition, TrainPairs, build_transform, load_dataset, partition_pairs
+from tipr.data.text_context import report_long_captions
 from tipr.evaluate import evaluate
 from tipr.hub import HubUnreachableError, hub_reachable
 from tipr.metrics import format_table
@@ -125,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         partition.save(output_dir / "partition.json")
 
     model = TIPRModel(**model_kwargs(args))
+    if accelerator.is_main_process:
+        report_long_captions(model.backbone.tokenizer, dataset.all_captions(), dataset.name)
     with accelerator.main_process_first():  # ECCA writes its noun-phrase cache once
         objective = build_objective(model, method=args.method, records=dataset.train, partition=partition,
                                     supervised=args.supervised, loss=args.loss, cache_dir=output_dir / "cache",

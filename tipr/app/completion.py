@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tipr.app.gallery import GalleryIndex
+from tipr.app.gallery_index import GalleryIndex
 
 
 class CompletionError(ValueError):

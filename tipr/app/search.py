@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from tipr.app.encoder import Encoder
-from tipr.app.gallery import GalleryIndex
+from tipr.app.gallery_index import GalleryIndex
 from tipr.app.intermediate import Imaginer
 from tipr.data.images import read_image
 
