@@ -84,8 +84,8 @@ COVERAGE = {
     "pip install -r requirements.txt": By(f"{THIS}::test_requirements_pin_what_is_installed"),
     "python app.py": By(SERVES),
     "python app.py --help": By(f"{THIS}::test_doc_flags_are_the_programs_flags"),
-    "HF_HUB_OFFLINE=1 python -m pytest -q tests/test_app_units.py tests/test_app_build.py tests/test_app_server.py":
-        By(f"{THIS}::test_pytest_commands_select_tests"),
+    "HF_HUB_OFFLINE=1 python -m pytest -q tests/test_app_units.py tests/test_uploads.py tests/test_app_build.py "
+    "tests/test_app_server.py": By(f"{THIS}::test_pytest_commands_select_tests"),
     "TIPR_SCREENSHOTS=docs/screenshots python -m pytest -q tests/test_app_server.py -k browser":
         By("tests/test_app_server.py::test_browser_runs_each_tab", f"{THIS}::test_pytest_commands_select_tests"),
     # docs/training.md

@@ -304,3 +304,24 @@ def test_the_app_sweeps_at_start_deletes_raw_uploads_and_logs_refusals_in_one_li
     assert err.value.print_exception is False and err.value.message == "bad.png is not an image"
     assert [r.getMessage() for r in caplog.records] == ["refuse refused: bad.png is not an image"]
     assert caplog.records[0].exc_info is None
+
+
+@pytest.mark.parametrize("argv, env, expected, error", [
+    (["--upload_limit", "max_pixels=40000000", "--upload_limit", "images_total=2000"], {},
+     UploadLimits(max_pixels=40_000_000, images_total=2000), None),  # the example of docs/app.md
+    ([], {"TIPR_UPLOAD_LIMITS": "images_per_session=5, member_bytes=1_000"},
+     UploadLimits(images_per_session=5, member_bytes=1000), None),
+    (["--upload_limit", "images_total=7"], {"TIPR_UPLOAD_LIMITS": "images_total=5"}, UploadLimits(images_total=7), None),
+    (["--upload_limit", "max_pixels=1e5"], {}, None, "not NAME=INTEGER"),
+    (["--upload_limit", "pixels=5"], {}, None, "unknown keys ['pixels']; valid keys are"),
+    (["--upload_limit", "max_side=0"], {}, None, "positive integers, got max_side=0"),
+])
+def test_limits_are_set_by_flags_or_environment(argv, env, expected, error, capsys):
+    from tipr.app.cli import parse_args
+
+    if error is None:
+        assert parse_args(argv, env=env).upload_limits == expected
+        return
+    with pytest.raises(SystemExit):
+        parse_args(argv, env=env)
+    assert error in capsys.readouterr().err

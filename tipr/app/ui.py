@@ -132,7 +132,7 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
     from tipr.app.search import UserImages
     from tipr.app.uploads import UploadStore
 
-    store = UploadStore(Path(config.cache_dir).expanduser() / "uploads")
+    store = UploadStore(Path(config.cache_dir).expanduser() / "uploads", config.upload_limits)
 
     # ------------------------------------------------------------------------------ handlers
     @friendly
@@ -223,7 +223,7 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
         src = index.source
         if upload:
             path = getattr(upload, "name", upload)
-            image = open_upload(path)
+            image = open_upload(path, limits=store.limits)
             row, feature, label = None, searcher.encoder.images([image])[0], f"your image {Path(path).name}"
         elif choice:
             rows = {Path(p).relative_to(src.root).as_posix(): i for i, p in enumerate(src.image_paths)}

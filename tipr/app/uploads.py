@@ -15,11 +15,12 @@ import threading
 import uuid
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from PIL import Image
 
+from tipr.config import dataclass_from_dict
 from tipr.data.images import IMAGE_SUFFIXES, ImageTooLarge, UnreadableImage, read_image
 
 try:
@@ -44,6 +45,24 @@ class UploadLimits:
     compression_ratio: int = 100  # unpacked / packed size of a zip member over 1 MB: zip bombs reach 1000
     images_per_session: int = 1000
     images_total: int = 10_000  # stored images of all sessions of one app run
+
+    def __post_init__(self):
+        bad = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+               if not isinstance(getattr(self, f.name), int) or getattr(self, f.name) < 1]
+        if bad:
+            raise ValueError(f"upload limits must be positive integers, got {', '.join(bad)}")
+
+    @classmethod
+    def parse(cls, settings: Iterable[str]) -> "UploadLimits":
+        """Limits from ``NAME=VALUE`` strings (``max_pixels=40_000_000``), the rest at their defaults."""
+        values = {}
+        for setting in settings:
+            name, sep, value = setting.partition("=")
+            try:
+                values[name.strip()] = int(value.strip().replace("_", ""))
+            except ValueError:
+                raise ValueError(f"upload limit {setting!r} is not NAME=INTEGER, e.g. max_pixels=40000000") from None
+        return dataclass_from_dict(cls, values)
 
 
 LIMITS = UploadLimits()
