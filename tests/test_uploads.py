@@ -171,6 +171,22 @@ def test_zip_members_count_against_the_upload_total(tmp_path):
                                              f"unpacked; many.zip/p4.bmp would take the upload past 1 MB unpacked)"]
 
 
+def test_damaged_zip_members_are_skipped_and_the_rest_kept(tmp_path):
+    archive = tmp_path / "damaged.zip"
+    noise = np.random.default_rng(0).integers(0, 255, (40, 20, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, format="BMP")
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bad.bmp", buf.getvalue())
+        zf.writestr("good.png", _image_bytes())
+    data = bytearray(archive.read_bytes())
+    start = data.index(b"bad.bmp") + len(b"bad.bmp")
+    data[start + 10:start + 40] = bytes(30)  # the deflated bytes of bad.bmp
+    archive.write_bytes(bytes(data))
+    stored, problems = import_images([archive], tmp_path / "out")
+    assert len(stored) == 1 and problems[0].startswith("Not unpacked: 1 (damaged.zip/bad.bmp: ")
+
+
 def test_ten_thousand_unusable_entries_give_a_short_summary(tmp_path):
     archive = tmp_path / "junk.zip"
     with zipfile.ZipFile(archive, "w") as zf:

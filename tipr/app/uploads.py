@@ -14,6 +14,7 @@ import shutil
 import threading
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -57,7 +58,7 @@ class UploadLimits:
         """Limits from ``NAME=VALUE`` strings (``max_pixels=40_000_000``), the rest at their defaults."""
         values = {}
         for setting in settings:
-            name, sep, value = setting.partition("=")
+            name, _, value = setting.partition("=")
             try:
                 values[name.strip()] = int(value.strip().replace("_", ""))
             except ValueError:
@@ -151,8 +152,9 @@ def _zip_images(path: Path, name: str, refusals: Refusals, budget: list[int],
     """The decodable images inside a zip archive, as (image, label); everything else goes to ``refusals``."""
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as err:
-        refusals.add("Not valid zip archives (re-create them)", f"{name}: {err}")
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+        reason = str(err) if isinstance(err, zipfile.BadZipFile) else type(err).__name__  # OSError names the path
+        refusals.add("Not valid zip archives (re-create them)", f"{name}: {reason}")
         return
     with zf:
         members = [m for m in zf.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")
@@ -169,8 +171,9 @@ def _zip_images(path: Path, name: str, refusals: Refusals, budget: list[int],
             except UploadError as err:
                 refusals.add("Not unpacked", f"{label} {err}")
                 continue
-            except (zipfile.BadZipFile, OSError, RuntimeError, EOFError, zipfile.LargeZipFile) as err:
-                # RuntimeError: an encrypted member; BadZipFile: a CRC or header error
+            except (zipfile.BadZipFile, zlib.error, OSError, RuntimeError, EOFError, NotImplementedError) as err:
+                # RuntimeError: an encrypted member; BadZipFile: a CRC or header error; zlib.error: corrupt
+                # data; NotImplementedError: a compression method zipfile lacks
                 refusals.add("Not unpacked", f"{label}: {type(err).__name__}")
                 continue
             try:
@@ -224,6 +227,9 @@ def import_images(files: Iterable[str | os.PathLike], out_dir: str | os.PathLike
     except BaseException:
         _remove(stored, out if created else None)
         raise
+    if stored and refusals:
+        log.info("upload: %d image(s) kept, %d file(s) skipped: %s", len(stored), len(refusals),
+                 " ".join(refusals.lines())[:300])
     if not stored:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()

@@ -65,6 +65,6 @@ def read_image(source: str | os.PathLike | BinaryIO, *, name: str | None = None,
         raise UnreadableImage(f"{name} is not an image ({FORMATS_HINT}) or its header is damaged") from None
     except UnreadableImage:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError) as err:  # SyntaxError: some broken PNG headers
+    except Exception as err:  # OSError, SyntaxError, ValueError, struct.error, ...: what damaged bytes raise in PIL
         reason = str(err).replace(str(source), name) if isinstance(source, (str, os.PathLike)) else str(err)
         raise UnreadableImage(f"{name} is a damaged image ({type(err).__name__}: {reason[:200]})") from None
