@@ -174,7 +174,7 @@ def _zip_images(path: Path, name: str, refusals: Refusals, budget: list[int],
             except (zipfile.BadZipFile, zlib.error, OSError, RuntimeError, EOFError, NotImplementedError) as err:
                 # RuntimeError: an encrypted member; BadZipFile: a CRC or header error; zlib.error: corrupt
                 # data; NotImplementedError: a compression method zipfile lacks
-                refusals.add("Not unpacked", f"{label}: {type(err).__name__}")
+                refusals.add("Not unpacked", f"{label}: {type(err).__name__ if isinstance(err, OSError) else err}")
                 continue
             try:
                 yield open_upload(io.BytesIO(data), name=label, limits=limits), label
