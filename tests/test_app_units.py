@@ -344,3 +344,103 @@ def test_backend_loads_local_assets_without_network(tmp_path, monkeypatch):
                                 cache_dir=str(tmp_path / "cache")))
     with pytest.raises(Exception, match="Could not load the model.*does not exist"):
         missing.wait(timeout=60)
+
+
+# ------------------------------------------------------------------------------------------------ handlers
+def test_search_handler_serves_results_and_names_files_in_full(tmp_path):
+    from tipr.app import handlers
+    from tipr.app.search import Hit
+
+    images = np.array([[1, 0, 0], [0.8, 0.6, 0], [0.1, 0.995, 0]])
+    index = _index(images, np.eye(3), tmp=tmp_path)
+    searcher = Searcher(_StubEncoder([1, 0, 0], [0, 1, 0]), index, _StubImaginer())
+    gallery, generated, note = handlers.search(searcher, "a man", 2, "text", show=lambda p: "/served" + p)
+    assert gallery == [("/served/tmp/0.png", "#1 · 1.00 · id 0"), ("/served/tmp/1.png", "#2 · 0.80 · id 1")]
+    assert generated is None and note == "**Text only**: top 2 of 3 gallery images"
+    long_name = "/g/camera_07/pedestrian_000123_frame_004567.jpg"
+    assert handlers.hit_caption(Hit(rank=3, row=0, score=0.4567, path=long_name, pid=-1, own=False)) == \
+        "#3 · 0.46 · pedestrian_000123_frame_004567.jpg"  # the whole file name, not its first 12 characters
+
+
+def test_captionless_note_says_why_the_list_is_empty(tmp_path):
+    from tipr.app import handlers
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    Image.new("RGB", (8, 16)).save(plain / "a.png")
+    source, _ = gal.read_gallery(plain)
+    assert handlers.captionless_choices(source) == [] and "has no captions" in handlers.captionless_note(source)
+    captioned, _ = gal.read_gallery(_write_gallery(tmp_path / "g"))
+    assert [v for _, v in handlers.captionless_choices(captioned)] == ["imgs/1.png", "imgs/5.png"]
+    assert handlers.captionless_note(captioned).startswith("2 gallery images have no caption")
+
+
+def test_complete_handler_uses_the_models_hsng_settings(tmp_path):
+    from tipr.app import handlers
+    from tipr.ecca.config import ECCAConfig
+
+    e = np.eye(5)
+    images = [e[0] + .5 * e[3], e[0] + .5 * e[4], e[0] + .5 * e[3] + .3 * e[4],
+              e[1] + .3 * e[3], e[1] + .3 * e[4], e[1] + .2 * e[2], e[0] + .6 * e[2]]
+    captions = [e[0] + .1 * e[3], e[0] + .1 * e[4], e[0] + .05 * e[2],
+                e[1] + .1 * e[3], e[1] + .1 * e[4], e[1] + .05 * e[2]]
+    index = _index(images, captions, tmp=tmp_path)
+    for i in range(7):
+        Image.new("RGB", (32, 64), "red").save(tmp_path / f"{i}.png")
+    index.source.image_paths = [str(tmp_path / f"{i}.png") for i in range(7)]
+    searcher = Searcher(_StubEncoder([1, 0, 0, 0, 0], [1, 0, 0, 0, 0]), index)
+    image, summary, neighbours, chart, nearest, phrases = handlers.complete(
+        searcher, ECCAConfig(k=3, k_prime=2), "6.png", None)
+    assert image.size == (32, 64) and "**6.png** — its nearest caption" in summary
+    assert list(neighbours.columns) == handlers.NEIGHBOUR_COLUMNS and len(neighbours) == 2  # k' = 2
+    assert neighbours["caption"].tolist() == ["caption 2", "caption 1"]
+    assert chart["weight"].sum() == pytest.approx(1.0, abs=1e-3) and len(nearest) == 5
+    with pytest.raises(CompletionError, match="Pick a captionless"):
+        handlers.complete(searcher, ECCAConfig(), None, None)
+
+
+def test_shown_images_are_linked_once_and_forgotten(tmp_path):
+    from tipr.app.shown import ShownImages
+
+    Image.new("RGB", (8, 16), "blue").save(tmp_path / "a.png")
+    show = ShownImages(tmp_path / "shown")
+    served = show(tmp_path / "a.png")
+    assert Path(served).is_relative_to(tmp_path / "shown") and Path(served).name == "a.png"
+    assert Path(served).read_bytes() == (tmp_path / "a.png").read_bytes() and show(tmp_path / "a.png") == served
+    assert sorted(p.name for p in (tmp_path / "shown").rglob("*") if p.is_file()) == ["a.png"]
+    show.forget([tmp_path / "a.png"])
+    assert not Path(served).exists() and (tmp_path / "a.png").exists()
+
+
+# ------------------------------------------------------------------------------------------------ noise
+def test_loading_a_model_logs_no_random_init_warning(tmp_path, caplog):
+    from tipr.app.testing import build_random_model
+    from tipr.models.tipr_model import load_model
+
+    build_random_model(tmp_path / "model")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        load_model(tmp_path / "model")
+    assert not [r.getMessage() for r in caplog.records if "initialized randomly" in r.getMessage()]
+
+
+def test_faiss_cpu_variant_probes_stay_out_of_the_log():
+    import subprocess
+    import sys
+
+    code = "from tipr.app.cli import configure_logging; configure_logging(); import faiss, logging; " \
+           "logging.getLogger('tipr.app').info('app line')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert "app line" in out.stderr and "ModuleNotFoundError" not in out.stderr, out.stderr
+
+
+def test_the_torchvision_hook_build_folder_is_ignored():
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "check-ignore", "-q", "tools/torchvision_hook/build/lib/tipr_torchvision_hook.py"],
+                             cwd=repo)
+    assert ignored.returncode == 0
