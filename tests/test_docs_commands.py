@@ -68,6 +68,9 @@ class Help:
 THIS = "tests/test_docs_commands.py"
 TRAINS = "tests/test_trainer.py::test_each_method_trains_and_saves_a_loadable_model"
 SERVES = "tests/test_app_server.py::test_serves_quickly_and_lists_every_action"
+EVALUATES = "tests/test_evaluate.py::test_cli_prints_json_or_a_table"
+RERANKS = "tests/test_evaluate.py::test_rerank_reorders_only_the_top_k_by_gif_score"
+TWO_RANKS = "tests/test_trainer.py::test_two_cpu_processes_train_in_sync"
 COVERAGE = {
     # README.md
     "pip install -r requirements.txt && python app.py": By(f"{THIS}::test_requirements_pin_what_is_installed", SERVES),
@@ -96,7 +99,7 @@ COVERAGE = {
     "python train/run.py --preset tiny --method ecca --setting medium --dataset synthpedes --data_root "
     "synth/CUHK-PEDES --output_dir outputs/tiny-ecca --cpu": By(TRAINS),
     "python -m tipr.evaluate --model outputs/tiny-ecca --dataset synthpedes --data_root synth/CUHK-PEDES":
-        By("tests/test_evaluate.py::test_cli_prints_json_or_a_table"),
+        By(EVALUATES),
     "accelerate launch train/run.py --config run.yaml --learning_rate 5e-5":
         By("tests/test_trainer.py::test_config_file_then_command_line_win"),
     "python -m tipr.generate --dataset cuhk-pedes --data_root data/ --generator stabilityai/sd-turbo --cache gen/ "
@@ -104,13 +107,13 @@ COVERAGE = {
     "accelerate launch train/run.py --method gea --dataset cuhk-pedes --data_root data/ --generator "
     "stabilityai/sd-turbo --generation_cache gen/": By(TRAINS),
     "accelerate config": Help(),
-    "accelerate launch train/run.py --method ecca ...": By("tests/test_trainer.py::test_two_cpu_processes_train_in_sync"),
+    "accelerate launch train/run.py --method ecca ...": By(TWO_RANKS),
     "accelerate launch --multi_gpu --num_processes 4 train/run.py --method ecca ... --train_batch_size 64":
-        By("tests/test_trainer.py::test_two_cpu_processes_train_in_sync"),
+        By(TWO_RANKS),
     "python -m tipr.evaluate --model outputs/ecca-cuhk-medium --dataset cuhk-pedes --data_root data/ [--split val] "
-    "[--json]": By("tests/test_evaluate.py::test_cli_prints_json_or_a_table"),
+    "[--json]": By(EVALUATES),
     "python -m tipr.evaluate --model user/tipr-gea-cuhk --dataset cuhk-pedes --data_root data/ --rerank --generator "
-    "stabilityai/sd-turbo --generation_cache gen/": By("tests/test_evaluate.py::test_rerank_reorders_only_the_top_k_by_gif_score"),
+    "stabilityai/sd-turbo --generation_cache gen/": By(EVALUATES, RERANKS),
     "accelerate launch train/run.py ...same options... --resume_from_checkpoint latest":
         By("tests/test_trainer.py::test_resume_after_a_kill_matches_an_uninterrupted_run"),
     "hf auth login": Help(),

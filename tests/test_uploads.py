@@ -328,7 +328,8 @@ def test_the_app_sweeps_at_start_deletes_raw_uploads_and_logs_refusals_in_one_li
      UploadLimits(max_pixels=40_000_000, images_total=2000), None),  # the example of docs/app.md
     ([], {"TIPR_UPLOAD_LIMITS": "images_per_session=5, member_bytes=1_000"},
      UploadLimits(images_per_session=5, member_bytes=1000), None),
-    (["--upload_limit", "images_total=7"], {"TIPR_UPLOAD_LIMITS": "images_total=5"}, UploadLimits(images_total=7), None),
+    (["--upload_limit", "images_total=7"], {"TIPR_UPLOAD_LIMITS": "images_total=5"},  # the flag wins
+     UploadLimits(images_total=7), None),
     (["--upload_limit", "max_pixels=1e5"], {}, None, "not NAME=INTEGER"),
     (["--upload_limit", "pixels=5"], {}, None, "unknown keys ['pixels']; valid keys are"),
     (["--upload_limit", "max_side=0"], {}, None, "positive integers, got max_side=0"),

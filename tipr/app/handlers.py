@@ -125,7 +125,8 @@ def behind_gea(searcher: Searcher, query: str, seed: int, steps: int, k: int, sh
 
 
 def complete(searcher: Searcher, ecca: ECCAConfig, choice: str | None, upload: str | None,
-             limits: UploadLimits = LIMITS) -> tuple[Image.Image, str, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+             limits: UploadLimits = LIMITS
+             ) -> tuple[Image.Image, str, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """ECCA's completion of a captionless gallery image (``choice``) or an uploaded one: the image, a summary,
     HSNG's neighbours with their FMC weights, the weights as a chart table, and the nearest captions and phrases."""
     index = searcher.index

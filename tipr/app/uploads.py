@@ -88,7 +88,8 @@ def open_upload(source: str | os.PathLike | io.BytesIO, *, name: str | None = No
     try:
         return read_image(source, name=name, max_side=limits.max_side, max_pixels=limits.max_pixels)
     except FileNotFoundError:
-        raise UploadError(f"{name} does not exist (was the upload interrupted?)", "Missing (upload them again)") from None
+        raise UploadError(f"{name} does not exist (was the upload interrupted?)",
+                          "Missing (upload them again)") from None
     except ImageTooLarge as err:
         raise UploadError(str(err), "Too large to decode") from None
     except UnreadableImage as err:
