@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
 import runpy
@@ -184,6 +185,8 @@ def test_named_tests_exist_and_run_the_program(doc, command):
 def help_text(program: str) -> str:
     """What ``--help`` prints for one of the repo's programs, run in this process."""
     argv, out = sys.argv, io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # a program's logging.basicConfig must not outlive it
     try:
         sys.argv = [program, "--help"]
         with (contextlib.redirect_stdout(out), pytest.raises(SystemExit), warnings.catch_warnings()):
@@ -194,6 +197,8 @@ def help_text(program: str) -> str:
                 runpy.run_module(program, run_name="__main__", alter_sys=True)
     finally:
         sys.argv = argv
+        root.handlers[:] = handlers
+        root.setLevel(level)
     return out.getvalue()
 
 

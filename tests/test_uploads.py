@@ -316,6 +316,7 @@ def test_the_app_sweeps_at_start_deletes_raw_uploads_and_logs_refusals_in_one_li
     def refuse():
         raise UploadError("bad.png is not an image")
 
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="tipr.app"), pytest.raises(gr.Error) as err:
         refuse()
     assert err.value.print_exception is False and err.value.message == "bad.png is not an image"
