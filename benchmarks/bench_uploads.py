@@ -32,27 +32,29 @@ CASES = {
 }
 
 
-def make_inputs(work: Path) -> dict[str, list[Path]]:
-    """The hostile files of each case (written once)."""
+def make_inputs(work: Path, cases: list[str]) -> dict[str, list[Path]]:
+    """The hostile files of each case, written once (only those the cases need)."""
     work.mkdir(parents=True, exist_ok=True)
-    bombs = [work / "bomb-a.zip", work / "bomb-b.zip"]
-    for bomb in bombs:
-        if not bomb.exists():
+    files = {"zip_bomb": [work / "bomb-a.zip"], "two_zip_bombs": [work / "bomb-a.zip", work / "bomb-b.zip"],
+             "big_png": [work / "big.png"], "big_jpeg": [work / "big.jpg"], "junk_zip": [work / "junk.zip"]}
+    for path in {p for case in cases for p in files[case]}:
+        if path.exists():
+            continue
+        if path.suffix == ".zip" and path.stem.startswith("bomb"):
             from tipr.app.testing import zip_bomb
 
-            zip_bomb(bomb, 1 << 30)
-    if not (work / "big.png").exists():
-        from tipr.app.testing import flat_png
+            zip_bomb(path, 1 << 30)
+        elif path.name == "big.png":
+            from tipr.app.testing import flat_png
 
-        flat_png(work / "big.png", 9400, 9400)
-    if not (work / "big.jpg").exists():
-        Image.new("RGB", (5000, 10000), (200, 30, 30)).save(work / "big.jpg", quality=70)
-    if not (work / "junk.zip").exists():
-        with zipfile.ZipFile(work / "junk.zip", "w") as zf:
-            for i in range(10_000):
-                zf.writestr(f"notes/{i:05d}.txt", "not an image")
-    return {"zip_bomb": bombs[:1], "two_zip_bombs": bombs, "big_png": [work / "big.png"],
-            "big_jpeg": [work / "big.jpg"], "junk_zip": [work / "junk.zip"]}
+            flat_png(path, 9400, 9400)
+        elif path.name == "big.jpg":
+            Image.new("RGB", (5000, 10000), (200, 30, 30)).save(path, quality=70)
+        else:
+            with zipfile.ZipFile(path, "w") as zf:
+                for i in range(10_000):
+                    zf.writestr(f"notes/{i:05d}.txt", "not an image")
+    return {case: files[case] for case in cases}
 
 
 def folder_bytes(folder: Path) -> int:
@@ -106,7 +108,7 @@ def main():
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one case, in a fresh process
     args = parser.parse_args()
-    inputs = make_inputs(args.work)
+    inputs = make_inputs(args.work, [args.child] if args.child else args.cases)
     if args.child:
         with tempfile.TemporaryDirectory() as out:
             print(json.dumps(measure(args.child, inputs[args.child], Path(out))))

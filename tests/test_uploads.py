@@ -20,6 +20,8 @@ from tipr.app.testing import zip_bomb
 from tipr.app.uploads import LIMITS, UploadError, UploadLimits, UploadStore, import_images, open_upload
 from tipr.data.images import ImageTooLarge, UnreadableImage, read_image
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def _png_header_only(path: Path, width: int, height: int) -> Path:
     """A PNG whose header claims width x height (a decompression bomb's signature) with no pixel data."""
@@ -344,3 +346,19 @@ def test_limits_are_set_by_flags_or_environment(argv, env, expected, error, caps
     with pytest.raises(SystemExit):
         parse_args(argv, env=env)
     assert error in capsys.readouterr().err
+
+
+def test_the_upload_benchmark_measures_hostile_inputs(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_uploads", REPO / "benchmarks" / "bench_uploads.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    inputs = bench.make_inputs(tmp_path / "work", ["junk_zip", "big_png"])
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["big.png", "junk.zip"]
+    assert Image.open(inputs["big_png"][0]).size == (9400, 9400) and inputs["big_png"][0].stat().st_size < 400_000
+    for case in ("junk_zip", "big_png"):
+        row = bench.measure(case, inputs[case], tmp_path / case)
+        assert row["seconds"] < 2.0 and row["extra_peak_rss_mb"] < 50 and row["peak_disk_mb"] == 0.0, row
+        (outcome,) = row["outcome"]
+        assert outcome.startswith("refused with a ") and int(outcome.split()[3].split("-")[0].replace(",", "")) < 1000
