@@ -147,13 +147,14 @@ ALL = [(doc, command) for doc in DOCS for command in doc_commands(doc)]
 
 
 def programs(command: str) -> list[tuple[str, list[str]]]:
-    """(program, its arguments) of each part of a command: a module (``tipr.evaluate``), a script path
-    (``train/run.py``, also under ``accelerate launch``) or the first word."""
+    """(program, its arguments) of each part of a command: a module (``tipr.evaluate``) or a script path
+    (``train/run.py``), also under ``accelerate launch``, else the first word."""
     out = []
     for part in re.split(r"\s(?:&&|\|\||;|\|)\s", command):
         tokens = [t for t in shlex.split(part) if not re.fullmatch(r"[A-Z_]+=\S*", t)]
-        if tokens[:2] == ["python", "-m"]:
-            out.append((tokens[2], tokens[3:]))
+        if tokens[0] in ("python", "accelerate") and "-m" in tokens:  # python -m M, accelerate launch ... -m M
+            i = tokens.index("-m")
+            out.append((tokens[i + 1], tokens[i + 2:]))
         elif tokens[0] in ("python", "accelerate", "bash") and any(t.endswith((".py", "/run")) for t in tokens):
             i = next(i for i, t in enumerate(tokens) if t.endswith((".py", "/run")))
             out.append((tokens[i], tokens[i + 1:]))
