@@ -41,3 +41,32 @@ def test_completion_weight_ratio():
     pool = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])  # the 2 nearest: cosines 1 and 0
     assert completion_weight_ratio(anchor, pool, k_prime=2, temperature=1.0) == pytest.approx(math.e)
     assert completion_weight_ratio(anchor, pool, k_prime=2, temperature=0.5) == pytest.approx(math.e ** 2)
+
+
+def test_diagnostics_script_on_saved_models(tmp_path, capsys, monkeypatch):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    from tipr.data.synthetic import generate_synthpedes
+    from tipr.models.tipr_model import TIPRModel
+
+    synth = str(generate_synthpedes(tmp_path / "synth", identities=30, seed=0, image_size=(64, 32), workers=1))
+
+    for method in ("clip", "ecca"):
+        torch.manual_seed(0)
+        ecca = dict(num_prototypes_s=8, fusion_heads=2, num_unified_prototypes=8, k=3, k_prime=2)
+        TIPRModel(method=method, backbone=dict(name="tipr-tiny", pretrained=None, image_size=[64, 32]),
+                  ecca=ecca if method == "ecca" else None).save_pretrained(tmp_path / method)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ecca_diagnostics.py"
+    monkeypatch.setattr(sys, "argv", ["ecca_diagnostics.py", "--data_root", synth, "--split", "val", "--model",
+                                      str(tmp_path / "clip"), str(tmp_path / "ecca"), "--name", "clip", "ecca"])
+    runpy.run_path(str(script), run_name="__main__")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    clip, ecca_row = ([c.strip() for c in line.strip("|").split("|")] for line in lines[1:])
+    assert header[:5] == ["model", "R1", "mAP", "random-pair cosine", "FMC max/min weight"]
+    assert clip[0] == "clip" and clip[header.index("image code entropy")] == "–"
+    entropy = float(ecca_row[header.index("image code entropy")])
+    assert 0 <= entropy <= float(ecca_row[header.index("log K")]) + 1e-3 == pytest.approx(math.log(8), abs=2e-3)
+    assert -1 <= float(clip[header.index("random-pair cosine")]) <= 1
