@@ -65,6 +65,19 @@ def train(work: Path, name: str, flags: list[str], version: str = "") -> dict:
     return TrainRun(name, flags, work, version).train()
 
 
+def benchmark_and_init(work: Path, identities: int, pretrain_identities: int, pretrain_epochs: int
+                       ) -> tuple[Path, dict]:
+    """The ablations' SynthPEDES (seed 0) and their start: a tiny CLIP pretrained on a separate draw (seed 1)."""
+    data = ensure_synthpedes(work / "synthpedes", identities, seed=0)
+    pre_data = ensure_synthpedes(work / "synthpedes-pretrain", pretrain_identities, seed=1)
+    init = train(work, "init: tiny CLIP pretrained with InfoNCE on a separate SynthPEDES draw", [
+        "--preset", "tiny", "--method", "clip", "--loss", "infonce", "--no-supervised", "--dataset", "cuhk-pedes",
+        "--data_root", str(pre_data), "--setting", "full", "--num_train_epochs", str(pretrain_epochs),
+        "--train_batch_size", "64", "--report_to", "none", "--validation_epochs", "0", "--no-eval_test",
+        "--checkpointing_steps", "100000"])
+    return data, init
+
+
 def evaluate_init(init: dict, data: Path) -> dict:
     """The shared initialisation on the benchmark's test split, before any training on it."""
     out = Path(init["output_dir"]) / "benchmark_test.json"
@@ -209,13 +222,7 @@ def main() -> None:
 
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    data = ensure_synthpedes(work / "synthpedes", args.identities, seed=0)
-    pre_data = ensure_synthpedes(work / "synthpedes-pretrain", args.pretrain_identities, seed=1)
-    init = train(work, "init: tiny CLIP pretrained with InfoNCE on a separate SynthPEDES draw", [
-        "--preset", "tiny", "--method", "clip", "--loss", "infonce", "--no-supervised", "--dataset", "cuhk-pedes",
-        "--data_root", str(pre_data), "--setting", "full", "--num_train_epochs", str(args.pretrain_epochs),
-        "--train_batch_size", "64", "--report_to", "none", "--validation_epochs", "0", "--no-eval_test",
-        "--checkpointing_steps", "100000"])
+    data, init = benchmark_and_init(work, args.identities, args.pretrain_identities, args.pretrain_epochs)
     budget_flags = (["--num_train_epochs", str(args.num_train_epochs)] if args.num_train_epochs
                     else ["--max_train_steps", str(args.max_train_steps)])
     lr_flags = ["--learning_rate", str(args.learning_rate)] if args.learning_rate is not None else []

@@ -14,6 +14,7 @@ from tipr.app import gallery as gal
 from tipr.app.gallery_export import write_gallery
 from tipr.app.gallery_index import GalleryIndex
 from tipr.app.gallery_source import CAPTIONS_FORMAT, GalleryError, GallerySource
+from tipr.ecca.config import ECCAConfig
 from tipr.app.index_store import INDEX_DIRNAME, cache_index_dir
 from tipr.app.cli import parse_args
 from tipr.app.completion import CompletionError, complete_image, rank_of
@@ -236,7 +237,10 @@ def test_completion_picks_the_matching_captions_and_improves_the_rank():
     result = complete_image(index, index.image_features[6], row=6, k=3, k_prime=2,
                             probe_feature=lambda text: e[0])
     assert result.neighbours == [2, 1] and result.distances == pytest.approx([2 / 3, 2 / 3])
-    assert sum(result.weights) == pytest.approx(1.0) and min(result.weights) > 0.45
+    # FMC's weights: a softmax of the cosines to the image at ECCA's affinity temperature
+    cos = np.array([index.caption_features[j] @ index.image_features[6] for j in result.neighbours])
+    expected = np.exp(cos / ECCAConfig.fmc_temperature) / np.exp(cos / ECCAConfig.fmc_temperature).sum()
+    assert result.weights == pytest.approx(expected.tolist(), rel=1e-4) and result.weights[0] > result.weights[1]
     assert {j for j, _ in result.nearest_captions[:3]} == {0, 1, 2} and result.nearest_phrases[0][0] == "red coat"
     assert result.probe == "the held-out caption" and result.probe_kind == "held-out caption"
     assert (result.rank_without, result.rank_with, result.gallery_size) == (4, 1, 7)

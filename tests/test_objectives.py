@@ -72,7 +72,11 @@ def test_each_method_trains(records, tmp_path, method, supervised, setting, expe
     losses = objective(model, batch)
     assert set(losses) == expected | {"loss"}
     assert torch.isfinite(losses["loss"])
-    assert losses["loss"].item() == pytest.approx(sum(v.item() for k, v in losses.items() if k != "loss"), rel=1e-5)
+    c, g = model.ecca_config, model.gea_config
+    weights = {"wiga": c and c.w_wiga, "epga": c and c.w_epga, "fmc": c and c.w_fmc, "gif": g and g.w_gif}
+    weights |= {"tal": g.w_tal if g else 1.0, "infonce": 1.0}
+    assert losses["loss"].item() == pytest.approx(sum(weights[k] * v.item() for k, v in losses.items()
+                                                      if k != "loss"), rel=1e-5)
     losses["loss"].backward()
     assert model.backbone.clip.visual.conv1.weight.grad.abs().sum() > 0
     assert model.backbone.clip.token_embedding.weight.grad.abs().sum() > 0

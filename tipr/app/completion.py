@@ -41,7 +41,8 @@ def rank_of(scores: np.ndarray, row: int) -> int:
 
 
 def complete_image(index: GalleryIndex, image_feature: np.ndarray, *, row: int | None = None, k: int = ECCAConfig.k,
-                   k_prime: int = ECCAConfig.k_prime, top: int = 5, probe_feature=None) -> Completion:
+                   k_prime: int = ECCAConfig.k_prime, top: int = 5, probe_feature=None,
+                   temperature: float = ECCAConfig.fmc_temperature) -> Completion:
     """Complete the text side of one image: the gallery row ``row``, or an outside image when ``row`` is None.
 
     HSNG's cross bank is the gallery's caption features and its self bank the gallery's image features;
@@ -63,7 +64,7 @@ def complete_image(index: GalleryIndex, image_feature: np.ndarray, *, row: int |
     idx, dist = hsng_neighbours(query, torch.from_numpy(captions), torch.from_numpy(index.image_features),
                                 k=k, k_prime=k_prime)
     neighbours = idx[0].tolist()
-    completed, weights = fmc_complete(query, torch.from_numpy(captions[neighbours])[None])
+    completed, weights = fmc_complete(query, torch.from_numpy(captions[neighbours])[None], temperature=temperature)
     t = _normalise(completed[0].numpy())
 
     cap_scores = captions @ t
