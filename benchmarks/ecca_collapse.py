@@ -20,9 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ablations  # noqa: E402  (the shared benchmark data and start model)
-from ecca_diagnostics import diagnose  # noqa: E402
 
 from tipr.data import load_dataset  # noqa: E402
+from tipr.study.diagnose import diagnose  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LITERAL = ["--sinkhorn_epsilon", "0.05", "--fmc_temperature", "1", "--w_fmc", "1"]
