@@ -69,7 +69,8 @@ def friendly(fn):
 
 
 def served_folders(config) -> dict[str, Path]:
-    """The folders the app serves from: images it has shown, and the sessions' own (uploaded) images."""
+    """The app's folders under its cache: the images it has shown (the only folder served) and the sessions'
+    own images (stored there, served through ``shown`` once they come up in a search)."""
     cache = Path(config.cache_dir).expanduser()
     return {"shown": cache / "shown", "uploads": cache / "uploads"}
 
@@ -122,6 +123,7 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
     def search_example(query, k, method):
         return handlers.search(backend.wait(), query, k, method, show=show)
 
+    @friendly
     def add_images(files, user):
         from tipr.app.uploads import UploadError
 
@@ -133,10 +135,13 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
             return user, f"⚠️ Nothing was added: {err}", None
         return user, message, None
 
-    @friendly
-    def clear_images(user):
+    def forget_user_images(user):
         show.forget(getattr(user, "paths", ()))
         store.remove(getattr(user, "paths", ()))
+
+    @friendly
+    def clear_images(user):
+        forget_user_images(user)
         return UserImages(), "Your own images were removed."
 
     @friendly
@@ -147,10 +152,6 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
     def complete(choice, upload):
         return handlers.complete(backend.wait(), backend.ecca, choice, getattr(upload, "name", upload),
                                  store.limits)
-
-    def forget_user_images(user):
-        show.forget(getattr(user, "paths", ()))
-        store.remove(getattr(user, "paths", ()))
 
     # ------------------------------------------------------------------------------ layout
     with gr.Blocks(title="tipr: text-to-image person retrieval", delete_cache=RAW_UPLOADS_CACHE) as demo:
