@@ -92,6 +92,9 @@ COVERAGE = {
     "tests/test_app_server.py": By(f"{THIS}::test_pytest_commands_select_tests"),
     "TIPR_SCREENSHOTS=docs/screenshots python -m pytest -q tests/test_app_server.py -k browser":
         By("tests/test_app_server.py::test_browser_runs_each_tab", f"{THIS}::test_pytest_commands_select_tests"),
+    # docs/data.md
+    "python -m tipr.data.synthetic --out data --identities 200 --profile icfg-pedes":
+        By("tests/test_synthetic.py::test_profile_cli_and_bad_input"),
     # docs/training.md
     "accelerate launch train/run.py --method ecca --dataset cuhk-pedes --data_root data/ --setting medium "
     "--output_dir outputs/ecca-cuhk-medium": By(TRAINS),
