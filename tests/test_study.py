@@ -57,3 +57,11 @@ def test_tiny_study_writes_its_table(tmp_path, capsys):
     study.main(argv + ["--write_only"])  # nothing retrained, the same table
     assert [p.stat().st_mtime_ns for p in runs] == stamps
     assert out.read_text().split("\n", 1)[1] == table.split("\n", 1)[1]
+    # a run that has not finished is listed as pending, with its seed
+    flags = {p.parent: p.parent.joinpath("flags.json").read_text() for p in runs}
+    ecca = next(folder for folder, text in flags.items() if '"(d) ECCA' in text)
+    (ecca / "results.json").unlink()
+    study.main(argv + ["--write_only"])
+    partial = out.read_text()
+    assert "| (d) ECCA (WIGA + EPGA + FMC with HSNG) | – | – | – | – | – | pending |" in partial
+    assert "Not finished yet (1 runs" in partial and "(d) ECCA (WIGA + EPGA + FMC with HSNG), seed 0" in partial
