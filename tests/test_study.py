@@ -31,6 +31,7 @@ def test_metrics_table_counts_seeds():
                           keys=("R1",))
     assert f"| a | {format_mean_std([10.0, 20.0])} | 2 |" in table
     assert "| b | – | pending |" in table and "| c | 1.00 | 1 of 2 |" in table
+    assert "| c | 1.00 | – |" in metrics_table({"c": [{"R1": 1.0}]}, expected_seeds=3, unseeded=["c"], keys=("R1",))
 
 
 def test_run_key_follows_flags_and_version(tmp_path):

@@ -50,8 +50,14 @@ class StudyConfig:
                              f"validation_epochs >= 1; got {self.identities}, {self.seeds}, {self.num_train_epochs} "
                              f"and {self.validation_epochs}")
 
+    @property
+    def test_identities(self) -> int:
+        from tipr.data.synthetic import split_sizes
+
+        return split_sizes(self.identities)[2]
+
     def describe(self) -> str:
-        test = self.identities // 10
+        test = self.test_identities
         return (f"tiny backbone from the start model, {self.num_train_epochs} epochs over the pairs each variant "
                 f"uses at batch {self.train_batch_size}, learning rate {self.learning_rate:g}, validation every "
                 f"{self.validation_epochs} epochs (the model best on val R1 is tested), seeds "
@@ -129,7 +135,9 @@ def report(study: str, config: StudyConfig, runs: Mapping[str, Sequence[TrainRun
     lines = [f"<!-- written by `{command}`; do not edit by hand -->", "", f"# {title}", "",
              f"{config.describe()}. Setting `{setting}`. Start model recipe: "
              f"`{json.dumps(asdict(config.start))}`.", "",
-             metrics_table(rows, expected_seeds=len(config.seeds)), ""]
+             metrics_table(rows, expected_seeds=len(config.seeds), unseeded=list(rows)[:2]), "",
+             f"Chance R1: {100 / config.test_identities:.2f} (each person has as many images). Targets: the start "
+             "model's zero-shot R1 at most half the trained baseline's, and the baseline at least 20 R1 above it.", ""]
     if pending:
         lines += [f"Not finished yet ({len(pending)} runs; rerun the command above to continue them from their last "
                   "checkpoint): " + "; ".join(pending) + ".", ""]

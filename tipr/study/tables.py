@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 KEYS = ("R1", "R5", "R10", "mAP", "mINP")
 
@@ -23,11 +23,15 @@ def format_mean_std(values: Sequence[float]) -> str:
 
 
 def metrics_table(rows: Mapping[str, Sequence[Mapping[str, float]]], *, expected_seeds: int | None = None,
-                  keys: Sequence[str] = KEYS) -> str:
-    """One row per name: each metric as mean ± std over the given runs' metrics, and the number of seeds done."""
+                  unseeded: Collection[str] = (), keys: Sequence[str] = KEYS) -> str:
+    """One row per name: each metric as mean ± std over the given runs' metrics, and the number of seeds done.
+
+    `unseeded` rows (a deterministic ranker, a model evaluated once) show "–" for seeds.
+    """
     lines = ["| row | " + " | ".join(keys) + " | seeds |", "|---" * (len(keys) + 2) + "|"]
     for name, runs in rows.items():
         seeds = f"{len(runs)}" + (f" of {expected_seeds}" if expected_seeds and len(runs) != expected_seeds else "")
         cells = [format_mean_std([r[k] for r in runs]) for k in keys] if runs else ["–"] * len(keys)
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {seeds if runs else 'pending'} |")
+        seeds = "–" if name in unseeded else seeds if runs else "pending"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {seeds} |")
     return "\n".join(lines)
