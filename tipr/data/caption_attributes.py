@@ -108,8 +108,9 @@ def caption_attributes(caption: str) -> dict[str, Any]:
                 modifiers.insert(0, items[j])
                 j -= 1
             colours = [v for k, v, _ in modifiers if k == "colour"]
-            if colours and (value := _colour_value(colours[0], group)) is not None:
-                claims.setdefault(colour_key, value)
+            colour = _colour_value(colours[0], group) if colours else None
+            if colour is not None:
+                claims.setdefault(colour_key, colour)
             if group == "hair":
                 length = [v for k, v, _ in modifiers if k == "length"]
                 if length:
