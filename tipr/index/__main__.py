@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     accelerator = Accelerator(cpu=args.cpu)
     out = Path(args.out)
     listing = list_gallery(args.gallery)
-    model = load_model(args.model, device=accelerator.device)
+    model = load_model(args.model).to(accelerator.device)  # safetensors refuses torch device strings like "cpu:0"
     precision = default_precision(accelerator.device) if args.mixed_precision == "auto" else args.mixed_precision
     work = plan(listing, out, shard_size=args.shard_size)
     accelerator.wait_for_everyone()  # every process planned from the same shards before any writes one
@@ -68,12 +68,13 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         log.info("%s: %d images, %d to embed in %d shards over %d processes", listing.root, len(listing.images),
                  len(work.pending), len(work.shards), accelerator.num_processes)
     start = time.perf_counter()
-    with tqdm(total=len(work.pending), desc="embedding", unit="img", disable=not accelerator.is_main_process,
-              dynamic_ncols=True) as bar:
-        mine = embed_shards(model, listing, out, work, rank=accelerator.process_index,
-                            world=accelerator.num_processes, batch_size=args.batch_size,
+    rank, world = accelerator.process_index, accelerator.num_processes
+    share = sum(len(work.pending[span]) for j, (_, span) in enumerate(work.shards) if j % world == rank)
+    desc = "embedding" if world == 1 else f"embedding (process 0's share, {world} processes)"
+    with tqdm(total=share, desc=desc, unit="img", disable=not accelerator.is_main_process, dynamic_ncols=True) as bar:
+        mine = embed_shards(model, listing, out, work, rank=rank, world=world, batch_size=args.batch_size,
                             num_workers=args.num_workers, precision=precision, progress=bar)
-    log.info("process %d embedded %d images in %.1f s", accelerator.process_index, mine, time.perf_counter() - start)
+    log.info("process %d embedded %d images in %.1f s", rank, mine, time.perf_counter() - start)
     accelerator.wait_for_everyone()
     manifest = None
     if accelerator.is_main_process:
