@@ -154,17 +154,18 @@ def copy_model(src: Path, dst: Path) -> None:
             shutil.copy2(src / name, dst / name)
 
 
-def build_index(model_dir: Path, gallery_dir: Path, cache_dir: Path):
+def build_index(model_dir: Path, gallery_dir: Path):
     """Embed the gallery with the model and save its index next to it (what the app reuses at start)."""
     from tipr.app.encoder import Encoder
-    from tipr.app.gallery import INDEX_DIRNAME, load_or_build
+    from tipr.app.gallery import embed_gallery, read_gallery
+    from tipr.app.index_store import INDEX_DIRNAME
     from tipr.generation.cache import model_fingerprint
     from tipr.models.tipr_model import load_model
 
-    shutil.rmtree(gallery_dir / INDEX_DIRNAME, ignore_errors=True)
     encoder = Encoder(load_model(model_dir))
-    return load_or_build(gallery_dir, model_fingerprint=model_fingerprint(model_dir), embed_images=encoder.images,
-                         embed_texts=encoder.texts, cache_dir=cache_dir)
+    source, _ = read_gallery(gallery_dir)
+    return embed_gallery(source, model_fingerprint=model_fingerprint(model_dir), embed_images=encoder.images,
+                         embed_texts=encoder.texts, save_dir=gallery_dir / INDEX_DIRNAME)
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -192,13 +193,13 @@ def main(argv: list[str] | None = None) -> None:
             for path in shrink_safetensors(assets / "model", max_bytes):
                 print(f"   stored {path.relative_to(assets)} in float16 ({path.stat().st_size / 2**20:.1f} MiB)")
         elif stage == "gallery":
-            from tipr.app.gallery import write_gallery
+            from tipr.app.gallery_export import write_gallery
 
             shutil.rmtree(assets / "gallery", ignore_errors=True)
             out = write_gallery(dataset_dir(args), assets / "gallery", captionless=args.captionless, seed=args.seed)
             print(f"   {sum(1 for _ in (out / 'imgs').iterdir())} images in {out}")
         elif stage == "index":
-            index = build_index(assets / "model", assets / "gallery", work / "app-cache")
+            index = build_index(assets / "model", assets / "gallery")
             print(f"   {len(index)} images, {len(index.source.captions)} captions, "
                   f"{len(index.source.captionless)} captionless, {len(index.phrases)} noun phrases -> {index.location}")
         elif stage == "check":

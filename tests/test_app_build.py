@@ -53,7 +53,8 @@ def test_commands_are_accepted_by_the_scripts_they_call(build, tmp_path):
 
 
 def test_gallery_index_and_size_check_on_a_tiny_build(build, tmp_path, capsys):
-    from tipr.app.gallery import INDEX_DIRNAME, read_gallery
+    from tipr.app.gallery import read_gallery
+    from tipr.app.index_store import INDEX_DIRNAME
     from tipr.app.testing import build_random_model
 
     common = ["--work_dir", str(tmp_path / "work"), "--assets_dir", str(tmp_path / "assets"), "--identities", "30"]

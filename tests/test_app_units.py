@@ -15,6 +15,10 @@ import pytest
 from PIL import Image
 
 from tipr.app import gallery as gal
+from tipr.app.gallery_export import write_gallery
+from tipr.app.gallery_index import GalleryIndex
+from tipr.app.gallery_source import CAPTIONS_FORMAT, GalleryError, GallerySource
+from tipr.app.index_store import INDEX_DIRNAME, cache_index_dir
 from tipr.app.cli import parse_args
 from tipr.app.completion import CompletionError, complete_image, rank_of
 from tipr.app.search import MAX_QUERY_CHARS, QueryError, Searcher, UserImages, clean_query
@@ -129,7 +133,7 @@ def _write_gallery(root: Path, n: int = 8, captionless=(1, 5)) -> Path:
         if i in captionless:
             entry["held_out_captions"] = caps
         entries.append(entry)
-    (root / "captions.json").write_text(json.dumps({"format": gal.CAPTIONS_FORMAT, "images": entries}))
+    (root / "captions.json").write_text(json.dumps({"format": CAPTIONS_FORMAT, "images": entries}))
     return root
 
 
@@ -148,20 +152,26 @@ def test_read_gallery_kinds_and_errors(tmp_path):
     src, _ = gal.read_gallery(plain.parent)
     assert src.kind == "folder" and [Path(p).name for p in src.image_paths] == ["a.jpg"] and src.captions == []
 
-    with pytest.raises(gal.GalleryError, match="does not exist"):
+    with pytest.raises(GalleryError, match="does not exist"):
         gal.read_gallery(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(gal.GalleryError, match="no images"):
+    with pytest.raises(GalleryError, match="no images"):
         gal.read_gallery(tmp_path / "empty")
 
 
-def test_index_is_saved_reused_and_rebuilt_only_when_needed(tmp_path, monkeypatch):
+def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_index_is_saved_in_the_cache_reused_and_rebuilt_only_when_needed(tmp_path):
     root = _write_gallery(tmp_path / "g")
     calls: dict = {}
     images, texts = _fake_embedders(calls)
     build = dict(model_fingerprint="m1", embed_images=images, embed_texts=texts, cache_dir=tmp_path / "cache")
     first = gal.load_or_build(root, **build)
-    assert calls["images"] == 8 and first.location == root / gal.INDEX_DIRNAME
+    assert calls["images"] == 8 and first.location == cache_index_dir(root, tmp_path / "cache")
+    assert not (root / INDEX_DIRNAME).exists()  # the app writes nothing into the gallery folder
     assert first.phrases and len(first.phrase_features) == len(first.phrases)
     scores, rows = first.search(first.image_features[3], 2)
     assert rows[0][0] == 3 and scores[0][0] == pytest.approx(1.0, abs=1e-5)
@@ -175,7 +185,7 @@ def test_index_is_saved_reused_and_rebuilt_only_when_needed(tmp_path, monkeypatc
         os.utime(p, ns=(1, 1))
     assert gal.load_or_build(root, **build).fingerprint != first.fingerprint and calls == {}
 
-    via_index = gal.load_or_build(root / gal.INDEX_DIRNAME, **build)  # a saved index as --gallery
+    via_index = gal.load_or_build(first.location, **build)  # a saved index as --gallery
     assert calls == {} and len(via_index) == 8
 
     Image.new("RGB", (32, 64), "gray").save(root / "imgs" / "3.png")  # an image changed
@@ -187,19 +197,66 @@ def test_index_is_saved_reused_and_rebuilt_only_when_needed(tmp_path, monkeypatc
     assert calls["images"] == 8
 
 
-def test_read_only_gallery_is_indexed_in_the_cache_and_bad_images_skipped(tmp_path, monkeypatch):
+@pytest.mark.parametrize("same_model", [True, False])
+def test_loading_never_modifies_a_shipped_gallery(tmp_path, monkeypatch, same_model):
+    """A fresh clone of assets/gallery (new file times) is loaded, hashed once, and left byte for byte as it was."""
+    root = _write_gallery(tmp_path / "g")
+    calls: dict = {}
+    images, texts = _fake_embedders(calls)
+    cache = tmp_path / "cache"
+    shipped = gal.embed_gallery(gal.read_gallery(root)[0], model_fingerprint="m1", embed_images=images,
+                                embed_texts=texts, save_dir=root / INDEX_DIRNAME)
+    for p in root.rglob("*"):  # a checkout gives every file a new time
+        os.utime(p, ns=(2_000_000_000 * 10**9, 2_000_000_000 * 10**9))
+    before = _snapshot(root)
+    calls.clear()
+    build = dict(model_fingerprint="m1" if same_model else "m2", embed_images=images, embed_texts=texts,
+                 cache_dir=cache)
+    hashed = []
+    real = gal.fingerprint
+    monkeypatch.setattr(gal, "fingerprint", lambda *a, **kw: hashed.append(kw.get("contents")) or real(*a, **kw))
+    for _ in range(2):  # a second start must not hash the contents again
+        index = gal.load_or_build(root, **build)
+    assert _snapshot(root) == before
+    if same_model:
+        assert calls == {} and index.location == root / INDEX_DIRNAME
+        assert np.allclose(index.image_features, shipped.image_features) and hashed.count(True) == 1
+    else:  # another model: embedded again, into the cache
+        assert calls["images"] == 8 and index.location == cache_index_dir(root, cache)
+
+
+def test_unreadable_gallery_images_are_skipped(tmp_path):
     root = _write_gallery(tmp_path / "g")
     (root / "imgs" / "6.png").write_bytes(b"garbage")
-    real = gal._writable
-    monkeypatch.setattr(gal, "_writable", lambda d: False if Path(d).resolve() == root.resolve() else real(d))
     calls: dict = {}
     images, texts = _fake_embedders(calls)
     build = dict(model_fingerprint="m1", embed_images=images, embed_texts=texts, cache_dir=tmp_path / "cache")
     index = gal.load_or_build(root, **build)
     assert len(index) == 7 and len(index.source.captions) == 10 and calls["images"] == 7
-    assert index.location.is_relative_to(tmp_path / "cache") and not (root / gal.INDEX_DIRNAME).exists()
+    assert "imgs/6.png" not in [index.source.relative(i) for i in range(7)]
     calls.clear()
     assert len(gal.load_or_build(root, **build)) == 7 and calls == {}
+
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+@pytest.mark.skipif(not (ASSETS / "gallery" / INDEX_DIRNAME / "meta.json").is_file(), reason="no shipped gallery")
+def test_app_start_leaves_a_fresh_copy_of_the_assets_gallery_unchanged(tmp_path):
+    import shutil
+
+    from tipr.app.backend import Backend
+    from tipr.app.cli import AppConfig
+
+    gallery = Path(shutil.copytree(ASSETS / "gallery", tmp_path / "gallery"))  # copies get new file times
+    for p in gallery.rglob("*"):
+        os.utime(p)
+    before = _snapshot(gallery)
+    backend = Backend(AppConfig(model=str(ASSETS / "model"), gallery=str(gallery), generator=None,
+                                cache_dir=str(tmp_path / "cache")))
+    searcher = backend.wait(timeout=120)
+    assert searcher.index.location == gallery / INDEX_DIRNAME  # the shipped index, not embedded again
+    assert _snapshot(gallery) == before
 
 
 def test_dataset_root_gallery_and_write_gallery(tmp_path):
@@ -209,7 +266,7 @@ def test_dataset_root_gallery_and_write_gallery(tmp_path):
     src, _ = gal.read_gallery(tmp_path / "data")
     assert src.kind == "cuhk-pedes" and len(src.image_paths) == 12 and len(src.captions) == 24
     assert src.captionless == [] and set(src.image_pids) == {28, 29, 30}
-    out = gal.write_gallery(dataset.parent, tmp_path / "gallery", captionless=0.25, seed=1)
+    out = write_gallery(dataset.parent, tmp_path / "gallery", captionless=0.25, seed=1)
     written, _ = gal.read_gallery(out)
     assert len(written.image_paths) == 12 and len(written.captionless) == 3 and len(written.captions) == 18
     assert all(written.held_out[i] for i in written.captionless)
@@ -218,12 +275,12 @@ def test_dataset_root_gallery_and_write_gallery(tmp_path):
 # ------------------------------------------------------------------------------------------------ completion
 def _index(image_features, caption_features, caption_pids=None, held_out=None, tmp=Path("/tmp")):
     n, c = len(image_features), len(caption_features)
-    src = gal.GallerySource(root=tmp, kind="test", image_paths=[f"/tmp/{i}.png" for i in range(n)],
+    src = GallerySource(root=tmp, kind="test", image_paths=[f"/tmp/{i}.png" for i in range(n)],
                             image_pids=list(range(n)), captions=[f"caption {j}" for j in range(c)],
                             caption_pids=caption_pids or list(range(c)), caption_images=list(range(c)),
                             held_out=held_out or {})
     norm = lambda x: (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
-    return gal.GalleryIndex(source=src, image_features=norm(np.asarray(image_features, np.float32)),
+    return GalleryIndex(source=src, image_features=norm(np.asarray(image_features, np.float32)),
                             caption_features=norm(np.asarray(caption_features, np.float32)),
                             phrases=["red coat", "blue bag"], phrase_features=norm(np.eye(len(image_features[0]))[:2]),
                             fingerprint="t")
@@ -349,3 +406,103 @@ def test_backend_loads_local_assets_without_network(tmp_path, monkeypatch):
                                 cache_dir=str(tmp_path / "cache")))
     with pytest.raises(Exception, match="Could not load the model.*does not exist"):
         missing.wait(timeout=60)
+
+
+# ------------------------------------------------------------------------------------------------ handlers
+def test_search_handler_serves_results_and_names_files_in_full(tmp_path):
+    from tipr.app import handlers
+    from tipr.app.search import Hit
+
+    images = np.array([[1, 0, 0], [0.8, 0.6, 0], [0.1, 0.995, 0]])
+    index = _index(images, np.eye(3), tmp=tmp_path)
+    searcher = Searcher(_StubEncoder([1, 0, 0], [0, 1, 0]), index, _StubImaginer())
+    gallery, generated, note = handlers.search(searcher, "a man", 2, "text", show=lambda p: "/served" + p)
+    assert gallery == [("/served/tmp/0.png", "#1 · 1.00 · id 0"), ("/served/tmp/1.png", "#2 · 0.80 · id 1")]
+    assert generated is None and note == "**Text only**: top 2 of 3 gallery images"
+    long_name = "/g/camera_07/pedestrian_000123_frame_004567.jpg"
+    assert handlers.hit_caption(Hit(rank=3, row=0, score=0.4567, path=long_name, pid=-1, own=False)) == \
+        "#3 · 0.46 · pedestrian_000123_frame_004567.jpg"  # the whole file name, not its first 12 characters
+
+
+def test_captionless_note_says_why_the_list_is_empty(tmp_path):
+    from tipr.app import handlers
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    Image.new("RGB", (8, 16)).save(plain / "a.png")
+    source, _ = gal.read_gallery(plain)
+    assert handlers.captionless_choices(source) == [] and "has no captions" in handlers.captionless_note(source)
+    captioned, _ = gal.read_gallery(_write_gallery(tmp_path / "g"))
+    assert [v for _, v in handlers.captionless_choices(captioned)] == ["imgs/1.png", "imgs/5.png"]
+    assert handlers.captionless_note(captioned).startswith("2 gallery images have no caption")
+
+
+def test_complete_handler_uses_the_models_hsng_settings(tmp_path):
+    from tipr.app import handlers
+    from tipr.ecca.config import ECCAConfig
+
+    e = np.eye(5)
+    images = [e[0] + .5 * e[3], e[0] + .5 * e[4], e[0] + .5 * e[3] + .3 * e[4],
+              e[1] + .3 * e[3], e[1] + .3 * e[4], e[1] + .2 * e[2], e[0] + .6 * e[2]]
+    captions = [e[0] + .1 * e[3], e[0] + .1 * e[4], e[0] + .05 * e[2],
+                e[1] + .1 * e[3], e[1] + .1 * e[4], e[1] + .05 * e[2]]
+    index = _index(images, captions, tmp=tmp_path)
+    for i in range(7):
+        Image.new("RGB", (32, 64), "red").save(tmp_path / f"{i}.png")
+    index.source.image_paths = [str(tmp_path / f"{i}.png") for i in range(7)]
+    searcher = Searcher(_StubEncoder([1, 0, 0, 0, 0], [1, 0, 0, 0, 0]), index)
+    image, summary, neighbours, chart, nearest, phrases = handlers.complete(
+        searcher, ECCAConfig(k=3, k_prime=2), "6.png", None)
+    assert image.size == (32, 64) and "**6.png** — its nearest caption" in summary
+    assert list(neighbours.columns) == handlers.NEIGHBOUR_COLUMNS and len(neighbours) == 2  # k' = 2
+    assert neighbours["caption"].tolist() == ["caption 2", "caption 1"]
+    assert chart["weight"].sum() == pytest.approx(1.0, abs=1e-3) and len(nearest) == 5
+    with pytest.raises(CompletionError, match="Pick a captionless"):
+        handlers.complete(searcher, ECCAConfig(), None, None)
+
+
+def test_shown_images_are_linked_once_and_forgotten(tmp_path):
+    from tipr.app.shown import ShownImages
+
+    Image.new("RGB", (8, 16), "blue").save(tmp_path / "a.png")
+    show = ShownImages(tmp_path / "shown")
+    served = show(tmp_path / "a.png")
+    assert Path(served).is_relative_to(tmp_path / "shown") and Path(served).name == "a.png"
+    assert Path(served).read_bytes() == (tmp_path / "a.png").read_bytes() and show(tmp_path / "a.png") == served
+    assert sorted(p.name for p in (tmp_path / "shown").rglob("*") if p.is_file()) == ["a.png"]
+    show.forget([tmp_path / "a.png"])
+    assert not Path(served).exists() and (tmp_path / "a.png").exists()
+
+
+# ------------------------------------------------------------------------------------------------ noise
+def test_loading_a_model_logs_no_random_init_warning(tmp_path, caplog):
+    from tipr.app.testing import build_random_model
+    from tipr.models.tipr_model import load_model
+
+    build_random_model(tmp_path / "model")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        load_model(tmp_path / "model")
+    assert not [r.getMessage() for r in caplog.records if "initialized randomly" in r.getMessage()]
+
+
+def test_faiss_cpu_variant_probes_stay_out_of_the_log():
+    import subprocess
+    import sys
+
+    code = "from tipr.app.cli import configure_logging; configure_logging(); import faiss, logging; " \
+           "logging.getLogger('tipr.app').info('app line')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert "app line" in out.stderr and "ModuleNotFoundError" not in out.stderr, out.stderr
+
+
+def test_the_torchvision_hook_build_folder_is_ignored():
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "check-ignore", "-q", "tools/torchvision_hook/build/lib/tipr_torchvision_hook.py"],
+                             cwd=repo)
+    assert ignored.returncode == 0

@@ -1,5 +1,7 @@
 import json
 import os
+import re
+import warnings
 
 import pytest
 from PIL import Image
@@ -132,12 +134,77 @@ def test_bad_record_names_index_and_field(tmp_path, name, change, expected):
     assert expected in str(err.value) and FORMATS[name][1] in str(err.value)
 
 
-def test_train_ids_follow_the_convention(tmp_path):
+@pytest.mark.parametrize("name, ids, note", [
+    ("cuhk-pedes", (0, 1), "0 to 1"),  # numbered from 0: another dataset's convention
+    ("rstpreid", (7, 3), "3 to 7, none for e.g. [4, 5, 6]"),  # a filtered copy: gaps and a late start
+    ("icfg-pedes", (40, 12), "12 to 40, none for e.g. [13, 14, 15, 16, 17]"),
+])
+def test_non_contiguous_train_ids_are_renumbered_with_a_warning(tmp_path, name, ids, note):
+    records = annotations(name)
+    for rec, new in zip(records[:3], (ids[0], ids[1], ids[0])):
+        rec["id"] = new
+    with pytest.warns(UserWarning, match=rf"2 train person ids \(json ids {re.escape(note)}\).*renumbered 0\.\.1"):
+        ds = load_dataset(name, write_dataset(tmp_path, name, records))
+    expected = [0, 0, 1, 0] if ids[0] < ids[1] else [1, 1, 0, 1]  # id order is kept
+    assert [r.pid for r in ds.train] == expected
+    assert ds.test.image_pids[-2:] == [12, 13]  # eval ids stay as they are
+
+
+def test_contiguous_ids_give_no_warning(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_dataset("rstpreid", write_dataset(tmp_path, "rstpreid"))
+
+
+@pytest.mark.parametrize("name", FORMATS)
+@pytest.mark.parametrize("bad_path", ["../../../etc/passwd", "/etc/passwd", "cam_a/../../reid_raw.json"])
+def test_image_paths_leaving_the_image_folder_are_refused(tmp_path, name, bad_path):
+    records = annotations(name)
+    root = write_dataset(tmp_path, name, records)
+    records[4][FORMATS[name][2]] = bad_path
+    (root / FORMATS[name][1]).write_text(json.dumps(records))
+    with pytest.raises(AnnotationError) as err:
+        load_dataset(name, root, skip_missing_images=True)
+    message = str(err.value)
+    assert f"record 4 has '{FORMATS[name][2]}' = '{bad_path}', which leaves the image folder" in message
+    assert "relative to imgs/" in message
+
+
+def test_eval_split_links_each_caption_to_its_image(tmp_path):
+    ds = load_dataset("cuhk-pedes", write_dataset(tmp_path, "cuhk-pedes"))
+    assert ds.test.captions == ["test one", "test two", "test three"] and ds.test.caption_images == [0, 0, 1]
+
+
+def _caption_all(tmp_path, ids):
+    """The original CUHK-PEDES release's caption_all.json: reid_raw.json's records without 'split'."""
     records = annotations("cuhk-pedes")
-    for rec in records:
-        rec["id"] -= 1  # CUHK-PEDES numbers people from 1; from 0 is another dataset's convention
-    with pytest.raises(AnnotationError, match=r"contiguously from 1 \(CUHK-PEDES convention, pid = id - 1"):
-        load_dataset("cuhk-pedes", write_dataset(tmp_path, "cuhk-pedes", records))
+    for rec, new in zip(records, ids):
+        rec["id"] = new
+        del rec["split"]
+    root = write_dataset(tmp_path, "cuhk-pedes", records)
+    (root / "reid_raw.json").rename(root / "caption_all.json")
+    return root
+
+
+def test_caption_all_json_is_split_by_the_release_id_ranges(tmp_path):
+    root = _caption_all(tmp_path, (1, 2, 1, 11004, 12004, 13003))
+    ds = load_dataset("cuhk-pedes", tmp_path)
+    assert [r.pid for r in ds.train] == [0, 0, 1, 0]
+    assert (ds.val.image_pids, ds.test.image_pids, ds.val_is_test) == ([11004], [12004, 13003], False)
+    assert ds.test.image_paths[0] == os.path.join(str(root.absolute()), "imgs", "test", "0005.png")
+    (root / "reid_raw.json").write_text(json.dumps(annotations("cuhk-pedes")))  # both: reid_raw.json wins
+    assert load_dataset("cuhk-pedes", root).test.image_pids == [12, 13]
+
+
+@pytest.mark.parametrize("ids, message", [
+    ((1, 2, 1, 3, 4, 5), "its ids run from 1 to 5, which leaves the val and test split empty"),
+    ((1, 2, 1, 11004, 12004, 20000), "record 5 has 'id' = 20000, outside CUHK-PEDES's release id ranges"),
+])
+def test_caption_all_json_outside_the_release_ranges_says_what_to_do(tmp_path, ids, message):
+    root = _caption_all(tmp_path, ids)
+    with pytest.raises(AnnotationError) as err:
+        load_dataset("cuhk-pedes", root)
+    assert message in str(err.value) and "split" in str(err.value)
 
 
 def test_missing_images_are_counted_and_named(tmp_path):

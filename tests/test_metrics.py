@@ -35,6 +35,31 @@ def test_matches_brute_force(seed, as_torch):
     assert got == pytest.approx(expected, abs=1e-4)
 
 
+def _irregular(seed):
+    """Identities with 1 to 9 images, queries of absent identities, ties, several chunks of queries."""
+    rng = np.random.default_rng(seed)
+    people = int(rng.integers(2, 15))
+    gp = np.repeat(np.arange(people), rng.integers(1, 10, people))
+    rng.shuffle(gp)
+    qp = rng.integers(0, people + 3, int(rng.integers(1, 60)))  # ids >= people have no image: left out
+    qp[0] = gp[0]  # at least one query can be scored
+    sim = rng.normal(size=(len(qp), len(gp))).round(int(rng.integers(0, 3)))  # coarse rounding: many ties
+    return sim, qp, gp
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("chunk", [1, 7, 256])
+def test_irregular_match_counts_across_chunks_match_brute_force(seed, chunk):
+    sim, qp, gp = _irregular(seed)
+    assert rank_metrics(sim, qp, gp, chunk=chunk) == pytest.approx(brute_force(sim, qp, gp), abs=1e-4)
+
+
+def test_chunks_shrink_where_identities_have_many_images():
+    sim, qp, gp = _irregular(3)
+    expected = brute_force(sim, qp, gp)
+    assert rank_metrics(sim, qp, gp, chunk=256, max_chunk_elements=1) == pytest.approx(expected, abs=1e-4)
+
+
 def test_hand_example():
     sim = np.array([[0.5, 0.1, 0.9], [0.9, 0.2, 0.1]])
     m = rank_metrics(sim, [7, 3], [7, 7, 1])

@@ -171,3 +171,135 @@ def test_bad_input_and_cli(tmp_path, capsys):
     assert len(list((tmp_path / "CUHK-PEDES" / "imgs" / "SynthPEDES").iterdir())) == 4
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path), "--identities", "3", "--image_size", "64by32"])
+
+
+# ------------------------------------------------------------------------------------------ real-shaped profiles
+from tipr.data.synthetic_profiles import PROFILES  # noqa: E402
+
+PROFILE_IDS = {"cuhk-pedes": 12, "icfg-pedes": 8, "rstpreid": 9}
+
+
+@pytest.fixture(scope="module")
+def shaped(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shaped")
+    return {name: generate_synthpedes(root / name, identities=n, seed=3, image_size=(64, 32), workers=1,
+                                      profile=name) for name, n in PROFILE_IDS.items()}
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_profile_writes_the_release_files_and_the_reader_reads_them(shaped, name):
+    from tipr.data import load_dataset
+
+    prof = PROFILES[name]
+    dataset = shaped[name]
+    assert dataset.name == prof.folder
+    records = json.loads((dataset / prof.annotation_file).read_text())
+    assert all(list(r) == list(prof.fields) for r in records)  # the release's fields only: no attributes
+    ids = {s: sorted({r["id"] for r in records if r["split"] == s}) for s in ("train", "val", "test")}
+    sizes = prof.split_sizes(PROFILE_IDS[name])
+    assert {s: len(v) for s, v in ids.items()} == sizes
+    assert ids["train"][0] == prof.first_id and ids["train"] + ids["val"] + ids["test"] == list(
+        range(prof.first_id, prof.first_id + PROFILE_IDS[name]))  # train ids first, as the releases number them
+    formats = set()
+    for r in records:
+        with Image.open(dataset / "imgs" / r[prof.path_field]) as image:
+            assert image.size == (32, 64)
+            formats.add(image.format)
+    data = load_dataset(name, dataset.parent)
+    assert data.num_train_pids == sizes["train"] and sorted({r.pid for r in data.train}) == list(range(sizes["train"]))
+    assert data.test.num_captions == sum(len(r["captions"]) for r in records if r["split"] == "test")
+    assert data.val_is_test == (sizes["val"] == 0)
+    assert formats == ({"PNG", "JPEG", "BMP"} if name == "cuhk-pedes" else {"JPEG"})
+
+
+def test_each_profile_has_its_dataset_shape(shaped):
+    def per_image(name):
+        prof = PROFILES[name]
+        return json.loads((shaped[name] / prof.annotation_file).read_text())
+
+    cuhk = per_image("cuhk-pedes")
+    assert {r["file_path"].split("/")[0] for r in cuhk} >= {"CUHK01", "CUHK03", "Market", "train_query"}
+    assert {Path(r["file_path"]).suffix for r in cuhk} == {".png", ".jpg", ".bmp"}
+    test = [r for r in cuhk if r["split"] == "test"]
+    assert sorted(len(r["captions"]) for r in test)[-1] == 10  # the release's one test image with 10 captions
+    images = {i: sum(r["id"] == i for r in test) for i in {r["id"] for r in test}}
+    assert min(images.values()) == 1 and max(images.values()) > 1  # a person with one image, others with more
+    assert all(r["processed_tokens"] == [tokens(c) for c in r["captions"]] for r in cuhk)
+
+    icfg = per_image("icfg-pedes")
+    assert {len(r["captions"]) for r in icfg} == {1} and {r["split"] for r in icfg} == {"train", "test"}
+    assert all(re.fullmatch(rf"{r['split']}/{r['id']:04d}/{r['id']:04d}_\d{{3}}_\d\d_0303morning_\d{{4}}_0\.jpg",
+                            r["file_path"]) for r in icfg)
+    counts = [sum(r["id"] == i for r in icfg) for i in {r["id"] for r in icfg}]
+    assert len(set(counts)) > 3  # widely spread
+
+    rstp = per_image("rstpreid")
+    assert {len(r["captions"]) for r in rstp} == {2}
+    assert all(sum(r["id"] == i for r in rstp) == 5 for i in {r["id"] for r in rstp})
+    assert all(re.fullmatch(rf"{r['id']:04d}_c\d+_\d{{4}}\.jpg", r["img_path"]) for r in rstp)
+
+
+@pytest.mark.parametrize("name, train, test", [
+    ("cuhk-pedes", 34054 / 11003, 3074 / 1000), ("icfg-pedes", 34674 / 3102, 19848 / 1000), ("rstpreid", 5, 5)])
+def test_profile_plans_match_the_published_statistics(name, train, test):
+    prof = PROFILES[name]
+    people = prof.plan(3000, seed=0)
+    sizes = {s: sum(p.split == s for p in people) for s in ("train", "val", "test")}
+    share = {s: n / sum(prof.identities.values()) for s, n in prof.identities.items()}
+    assert all(abs(sizes[s] / 3000 - share[s]) < 0.002 for s in sizes)
+    for split, mean in (("train", train), ("test", test)):
+        images = [p.images for p in people if p.split == split]
+        assert np.mean(images) == pytest.approx(mean, rel=0.06)
+    words = [w for p in people for image in p.words for w in image]
+    assert np.mean(words) == pytest.approx(prof.words_mean, abs=0.5) and min(words) >= prof.words_min
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_profile_captions_have_the_dataset_length_and_stay_true(name):
+    prof = PROFILES[name]
+    rng = np.random.default_rng(0)
+    lengths = []
+    for pid in range(1, 121):
+        a = {**sample_identity(5, pid), "view": VIEWS[pid % 3], "occluded": "bottom" if pid % 4 == 0 else None}
+        visible = visible_groups(a, a["view"], a["occluded"])
+        targets = [prof._words(rng) for _ in range(prof.captions_per_image)]
+        for caption in sc.caption_image(a, visible, rng, len(targets), targets):
+            assert _problems(caption, a, visible) == [], caption
+            lengths.append(len(caption.split()))
+    assert np.mean(lengths) == pytest.approx(prof.words_mean, abs=3.0)
+
+
+def test_icfg_profile_has_captions_beyond_the_text_context():
+    import open_clip
+
+    from tipr.data.text_context import long_captions
+
+    prof = PROFILES["icfg-pedes"]
+    rng = np.random.default_rng(1)
+    captions = []
+    for pid in range(1, 301):
+        a = {**sample_identity(2, pid), "view": "front", "occluded": None}
+        captions += sc.caption_image(a, visible_groups(a, "front"), rng, 1, [prof._words(rng)])
+    found = long_captions(open_clip.get_tokenizer("ViT-B-16"), captions)
+    assert 0 < found.count < 0.05 * len(captions) and found.longest > 80
+
+
+def test_profile_bytes_do_not_depend_on_workers(tmp_path):
+    a = generate_synthpedes(tmp_path / "a", identities=7, seed=1, image_size=(64, 32), workers=1, profile="cuhk-pedes")
+    b = generate_synthpedes(tmp_path / "b", identities=7, seed=1, image_size=(64, 32), workers=2, profile="cuhk-pedes")
+    assert _files(a) == _files(b)
+
+
+def test_profile_cli_and_bad_input(tmp_path, capsys):
+    main(["--out", str(tmp_path), "--identities", "5", "--profile", "rstpreid", "--image_size", "64x32",
+          "--workers", "1"])
+    assert re.search(r"test\s+2\s+10\s+20", capsys.readouterr().out)
+    assert (tmp_path / "RSTPReid" / "data_captions.json").is_file()
+    with pytest.raises(ValueError, match="needs at least 5 identities"):
+        generate_synthpedes(tmp_path / "x", identities=4, profile="cuhk-pedes")
+    with pytest.raises(ValueError, match="unknown profile 'market'"):
+        generate_synthpedes(tmp_path / "x", identities=10, profile="market")
+    (tmp_path / "y" / "ICFG-PEDES" / "imgs").mkdir(parents=True)
+    (tmp_path / "y" / "ICFG-PEDES" / "imgs" / "mine.jpg").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="not written by SynthPEDES"):
+        generate_synthpedes(tmp_path / "y", identities=5, profile="icfg-pedes")

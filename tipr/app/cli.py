@@ -76,17 +76,22 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False):
     """Build the app, start loading the model in the background and serve; returns the Blocks."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home, unless the user asks for it
     from tipr.app.backend import Backend
-    from tipr.app.ui import CSS, allowed_paths, build_demo
+    from tipr.app.ui import CSS, build_demo
 
     backend = Backend(config)  # loads while gradio builds and starts the page
     demo = build_demo(backend, config)
     demo.queue(default_concurrency_limit=config.concurrency, max_size=256)
     demo.launch(server_name=config.host, server_port=config.port, share=False, prevent_thread_lock=not block,
-                allowed_paths=allowed_paths(config), max_file_size="200mb", footer_links=["api", "gradio"],
-                quiet=quiet, css=CSS)
+                max_file_size="200mb", footer_links=["api", "gradio"], quiet=quiet, css=CSS)
     return demo
 
 
-def main(argv: Sequence[str] | None = None, *, app_dir: str | os.PathLike = ".") -> None:
+def configure_logging() -> None:
+    """The app's log: its own steps at INFO, libraries' chatter left out."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it reports each CPU variant it did not find
+
+
+def main(argv: Sequence[str] | None = None, *, app_dir: str | os.PathLike = ".") -> None:
+    configure_logging()
     launch(parse_args(argv, app_dir=app_dir))

@@ -32,7 +32,7 @@ def build_random_model(out: str | os.PathLike, *, seed: int = 0, image_size: tup
 def build_random_assets(out: str | os.PathLike, *, identities: int = 40, captionless: float = 0.25,
                         seed: int = 0) -> dict[str, Path]:
     """``out/model``, ``out/gallery`` (SynthPEDES test split with captionless images) and ``out/generator``."""
-    from tipr.app.gallery import write_gallery
+    from tipr.app.gallery_export import write_gallery
     from tipr.data.synthetic import generate_synthpedes
     from tipr.generation.tiny_pipeline import TiprTinyText2ImagePipeline
 

@@ -2,9 +2,15 @@
 
 Each format is one JSON list of records ``{"split", "captions", <image path field>, "id"}``, images under
 ``<dataset folder>/imgs/``. Person ids keep the conventions of the field's reference code (IRRA): CUHK-PEDES
-train pids are the json id minus 1, the other formats use the json id; train pids must be contiguous from 0;
-val/test pids are the json id as is (they are only compared with each other). ``image_id`` numbers the
-unique train images in file order.
+train pids are the json id minus 1, the other formats use the json id; val/test pids are the json id as is
+(they are only compared with each other). Train pids that do not run contiguously from 0 (a filtered or
+merged copy) are renumbered in id order, with a warning. ``image_id`` numbers the unique train images in file
+order. Image paths must stay inside ``imgs/``: an absolute path or one that climbs out with ``..`` is refused.
+
+CUHK-PEDES's original release ships ``caption_all.json``: the same records without the ``split`` field
+(``id``, ``file_path``, ``captions``, ``processed_tokens``). The split is then the release's id ranges, the
+ones every later copy's ``reid_raw.json`` and IRRA's reader use: ids 1-11003 train, 11004-12003 val,
+12004-13003 test.
 """
 
 from __future__ import annotations
@@ -30,19 +36,25 @@ class DatasetFormat:
     path_field: str
     train_pid_offset: int
     url: str
+    example_path: str  # an image path as the release writes it, for error messages
     disk_folder: str = ""  # the folder name on disk where it is not ``folder`` (SynthPEDES writes CUHK-PEDES/)
+    # annotation files without a split field, and the release's split by json id ranges (inclusive) for them
+    unsplit_files: tuple[str, ...] = ()
+    id_splits: tuple[tuple[str, int, int], ...] = ()
 
 
 FORMATS = {
-    "cuhk-pedes": DatasetFormat("cuhk-pedes", "CUHK-PEDES", ("reid_raw.json",), "file_path", -1,
-                                "https://github.com/ShuangLI59/Person-Search-with-Natural-Language-Description"),
+    "cuhk-pedes": DatasetFormat("cuhk-pedes", "CUHK-PEDES", ("reid_raw.json", "caption_all.json"), "file_path", -1,
+                                "https://github.com/ShuangLI59/Person-Search-with-Natural-Language-Description",
+                                "CUHK01/0363004.png", unsplit_files=("caption_all.json",),
+                                id_splits=(("train", 1, 11003), ("val", 11004, 12003), ("test", 12004, 13003))),
     "icfg-pedes": DatasetFormat("icfg-pedes", "ICFG-PEDES", ("ICFG-PEDES.json", "ICFG_PEDES.json"), "file_path", 0,
-                                "https://github.com/zifyloo/SSAN"),
+                                "https://github.com/zifyloo/SSAN", "test/0041/0041_010_01_0303morning_0087_1.jpg"),
     "rstpreid": DatasetFormat("rstpreid", "RSTPReid", ("data_captions.json",), "img_path", 0,
-                              "https://github.com/NjtechCVLab/RSTPReid-Dataset"),
+                              "https://github.com/NjtechCVLab/RSTPReid-Dataset", "0000_c14_0004.jpg"),
     # tipr's procedural stand-in, written by tipr.data.synthetic in the CUHK-PEDES layout
     "synthpedes": DatasetFormat("synthpedes", "SynthPEDES", ("reid_raw.json",), "file_path", -1,
-                                "`python -m tipr.data.synthetic`", disk_folder="CUHK-PEDES"),
+                                "`python -m tipr.data.synthetic`", "SynthPEDES/000001_00.png", disk_folder="CUHK-PEDES"),
 }
 _ALIASES = {"cuhk": "cuhk-pedes", "icfg": "icfg-pedes", "rstp": "rstpreid", "synth": "synthpedes"}
 
@@ -78,7 +90,7 @@ def load_dataset(name: str, root: str | os.PathLike, *, skip_missing_images: boo
     records = _read_records(anno_path, fmt)
 
     for rec in records:
-        rec["image_path"] = os.path.normpath(os.path.join(image_dir, rec["path"]))
+        rec["image_path"] = _image_path(image_dir, rec, anno_path, fmt)
     missing = [rec["image_path"] for rec in records if not os.path.isfile(rec["image_path"])]
     if missing:
         where = f"under {image_dir}" if image_dir.is_dir() else f"(the image folder {image_dir} does not exist)"
@@ -98,6 +110,18 @@ def load_dataset(name: str, root: str | os.PathLike, *, skip_missing_images: boo
     val = test if val_is_test else _eval_split(by_split["val"])
     return PersonDataset(name=fmt.name, root=str(dataset_dir), train=train, val=val, test=test,
                          train_image_paths=train_image_paths, val_is_test=val_is_test)
+
+
+def _image_path(image_dir: Path, rec: dict[str, Any], anno_path: Path, fmt: DatasetFormat) -> str:
+    """The absolute image path of a record; paths that are absolute or leave ``imgs/`` are refused."""
+    path = os.path.normpath(os.path.join(image_dir, rec["path"]))
+    inside = str(image_dir).rstrip(os.sep) + os.sep
+    if os.path.isabs(rec["path"]) or not path.startswith(inside):
+        raise AnnotationError(
+            f"{anno_path}: record {rec['index']} has {fmt.path_field!r} = {rec['path']!r}, which leaves the image "
+            f"folder {image_dir}; {fmt.folder} image paths are relative to imgs/ (e.g. {fmt.example_path}). "
+            f"Fix or remove that record.")
+    return path
 
 
 def _find_annotation(fmt: DatasetFormat, root: Path) -> Path:
@@ -134,7 +158,8 @@ def _read_records(path: Path, fmt: DatasetFormat) -> list[dict[str, Any]]:
         raise AnnotationError(f"{path} should hold a JSON list of records, found a {type(data).__name__}. "
                               f"Is it the {fmt.folder} annotation file?")
 
-    fields = ("split", "captions", fmt.path_field, "id")
+    unsplit = path.name in fmt.unsplit_files
+    fields = ("captions", fmt.path_field, "id") if unsplit else ("split", "captions", fmt.path_field, "id")
     records = []
     for i, raw in enumerate(data):
         def bad(problem: str) -> AnnotationError:
@@ -146,7 +171,13 @@ def _read_records(path: Path, fmt: DatasetFormat) -> list[dict[str, Any]]:
         for name in fields:
             if name not in raw:
                 raise bad(f"has no field {name!r} (it has: {', '.join(map(repr, raw)) or 'none'})")
-        split, captions, image, pid = raw["split"], raw["captions"], raw[fmt.path_field], raw["id"]
+        split, captions, image, pid = raw.get("split"), raw["captions"], raw[fmt.path_field], raw["id"]
+        if unsplit and split is None:
+            split = _split_of_id(pid, fmt)
+            if split is None:
+                ranges = ", ".join(f"{name} {first}-{last}" for name, first, last in fmt.id_splits)
+                raise bad(f"has 'id' = {pid!r}, outside {fmt.folder}'s release id ranges ({ranges}) that split a "
+                          f"{path.name} without a 'split' field; add a \"split\" field to the records")
         if split not in SPLITS:
             raise bad(f"has split {split!r}; expected one of {', '.join(map(repr, SPLITS))}")
         if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
@@ -161,20 +192,53 @@ def _read_records(path: Path, fmt: DatasetFormat) -> list[dict[str, Any]]:
             raise bad(f"has 'id' = {pid!r}, expected an integer person id") from None
         if split == "train":
             pid += fmt.train_pid_offset
-        records.append({"split": split, "captions": captions, "path": image, "pid": pid,
+        records.append({"split": split, "captions": captions, "path": image, "pid": pid, "index": i,
                         "attributes": raw.get("attributes")})
-
-    train_pids = {rec["pid"] for rec in records if rec["split"] == "train"}
-    if train_pids and train_pids != set(range(len(train_pids))):
-        offset, first = fmt.train_pid_offset, -fmt.train_pid_offset
-        absent = sorted(set(range(max(train_pids) + 1)) - train_pids)[:_SHOWN]
-        rule = f"pid = id {'+' if offset > 0 else '-'} {abs(offset)}" if offset else "pid = id"
-        raise AnnotationError(
-            f"{path}: train person ids must run contiguously from {first} ({fmt.folder} convention, {rule}, "
-            f"as in IRRA); found {len(train_pids)} distinct ids from {min(train_pids) - offset} to "
-            f"{max(train_pids) - offset}" + (f", none for e.g. {[a - offset for a in absent]}" if absent else "")
-            + ". Renumber the train ids.")
+    if unsplit:
+        _check_id_split(path, records, fmt)
+    _renumber_train_pids(path, records, fmt)
     return records
+
+
+def _split_of_id(pid: Any, fmt: DatasetFormat) -> str | None:
+    if isinstance(pid, int) and not isinstance(pid, bool):
+        for split, first, last in fmt.id_splits:
+            if first <= pid <= last:
+                return split
+    return None
+
+
+def _check_id_split(path: Path, records: list[dict[str, Any]], fmt: DatasetFormat) -> None:
+    """An annotation without a split field must give every split some records through the id ranges."""
+    ranges = ", ".join(f"{split} {first}-{last}" for split, first, last in fmt.id_splits)
+    empty = [split for split in SPLITS if not any(rec["split"] == split for rec in records)]
+    if empty:
+        ids = [rec["pid"] - (fmt.train_pid_offset if rec["split"] == "train" else 0) for rec in records]
+        raise AnnotationError(
+            f"{path} has no 'split' field, so {fmt.folder}'s release id ranges split it ({ranges}); its ids run "
+            f"from {min(ids, default=0)} to {max(ids, default=0)}, which leaves the {' and '.join(empty)} split "
+            f"empty. Use the reid_raw.json of the same release (it has the split field), or add a \"split\" "
+            f"(train / val / test) to every record.")
+
+
+def _renumber_train_pids(path: Path, records: list[dict[str, Any]], fmt: DatasetFormat) -> None:
+    """Map train pids onto 0..n-1 in id order when they are not already; warn once saying so."""
+    train_pids = sorted({rec["pid"] for rec in records if rec["split"] == "train"})
+    if train_pids == list(range(len(train_pids))):
+        return
+    offset = fmt.train_pid_offset
+    absent = sorted(set(range(train_pids[0], train_pids[-1] + 1)) - set(train_pids))
+    rule = f"pid = id {'+' if offset > 0 else '-'} {abs(offset)}" if offset else "pid = id"
+    warnings.warn(
+        f"{path}: the {len(train_pids)} train person ids (json ids {train_pids[0] - offset} to "
+        f"{train_pids[-1] - offset}" + (f", none for e.g. {[a - offset for a in absent[:_SHOWN]]}" if absent else "")
+        + f") do not run contiguously from {-offset} ({fmt.folder} convention, {rule}, as in IRRA); renumbered "
+        f"0..{len(train_pids) - 1} in id order. Expected for a filtered or merged copy of the dataset.",
+        stacklevel=4)
+    new = {pid: i for i, pid in enumerate(train_pids)}
+    for rec in records:
+        if rec["split"] == "train":
+            rec["pid"] = new[rec["pid"]]
 
 
 def _train_records(records: list[dict[str, Any]]) -> tuple[list[TrainRecord], list[str]]:
@@ -195,4 +259,5 @@ def _eval_split(records: list[dict[str, Any]]) -> EvalSplit:
         split.image_pids.append(rec["pid"])
         split.captions.extend(rec["captions"])
         split.caption_pids.extend([rec["pid"]] * len(rec["captions"]))
+        split.caption_images.extend([len(split.image_paths) - 1] * len(rec["captions"]))
     return split

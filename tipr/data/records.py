@@ -36,12 +36,16 @@ class TrainRecord:
 
 @dataclass
 class EvalSplit:
-    """A whole-gallery text-to-image evaluation split: every caption queries every image."""
+    """A whole-gallery text-to-image evaluation split: every caption queries every image.
+
+    ``caption_images[j]`` is the index in ``image_paths`` of the image caption j was written for (empty when
+    the split was built without that link)."""
 
     image_paths: list[str] = field(default_factory=list)
     image_pids: list[int] = field(default_factory=list)
     captions: list[str] = field(default_factory=list)
     caption_pids: list[int] = field(default_factory=list)
+    caption_images: list[int] = field(default_factory=list)
 
     @property
     def num_images(self) -> int:
@@ -68,6 +72,11 @@ class PersonDataset:
     @property
     def num_train_pids(self) -> int:
         return len({r.pid for r in self.train})
+
+    def all_captions(self) -> list[str]:
+        """Every caption of the dataset: train, val (unless it is the test split) and test."""
+        val = [] if self.val_is_test else self.val.captions
+        return [r.caption for r in self.train] + val + self.test.captions
 
     def summary(self) -> str:
         """One line per split: identities, images, captions."""

@@ -7,6 +7,12 @@ writes ``DIR/CUHK-PEDES/reid_raw.json`` (records ``split``, ``captions``, ``file
 trainer path is the real CUHK-PEDES one. Identities are split 80/10/10 by id (train ids first, as in
 CUHK-PEDES). Every identity and image draws from its own seed (seed, id, image index): the bytes do not
 depend on the number of workers.
+
+    python -m tipr.data.synthetic --out DIR --identities 20 --profile icfg-pedes
+
+shapes it like a public dataset instead (see synthetic_profiles.py and docs/data.md) and writes that
+dataset's own files: ``CUHK-PEDES/reid_raw.json``, ``ICFG-PEDES/ICFG-PEDES.json`` or
+``RSTPReid/data_captions.json`` with their fields, id numbering and image folders, and no ``attributes``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from tipr.data.synthetic_captions import caption_image
+from tipr.data.synthetic_profiles import PROFILES, DatasetProfile, Person, get_profile
 from tipr.data.synthetic_render import COLOUR_RGB, HAIR_RGB, SKIN_RGB, jitter, render_pedestrian
 
 DATASET_FOLDER = "CUHK-PEDES"
@@ -134,30 +142,67 @@ def tokens(caption: str) -> list[str]:
 
 def _identity_records(pid: int, *, seed: int, split: str, images: int, captions: int, size: tuple[int, int],
                       image_dir: str) -> list[dict[str, Any]]:
-    base = sample_identity(seed, pid)
-    pal = _palette(seed, pid, base)
-    order = _rng(seed, pid, 2).permutation(len(VIEWS))
     records = []
-    for k in range(images):
-        rng = _rng(seed, pid, 3, k)
-        view = VIEWS[order[k]] if k < len(VIEWS) else VIEWS[int(rng.integers(len(VIEWS)))]
-        img, scene = render_pedestrian({**base, "view": view}, view, size, rng, pal)
-        file_path = f"{IMAGE_FOLDER}/{pid:06d}_{k:02d}.png"
-        img.save(os.path.join(image_dir, file_path), format="PNG", compress_level=1)
-        attrs = {**base, "view": view, **scene}
-        visible = visible_groups(attrs, view, scene["occluded"])
-        texts = caption_image(attrs, visible, _rng(seed, pid, 4, k), captions)
-        attrs["visible"] = sorted(visible)
+    for k, (file_path, attrs, texts) in enumerate(_identity_images(pid, seed=seed, size=size, image_dir=image_dir,
+                                                                    captions=[captions] * images)):
         records.append({"split": split, "captions": texts, "file_path": file_path,
                         "processed_tokens": [tokens(t) for t in texts], "id": pid, "attributes": attrs})
     return records
 
 
+def _identity_images(pid: int, *, seed: int, size: tuple[int, int], image_dir: str, captions: list[int],
+                     words: tuple[tuple[int, ...], ...] | None = None,
+                     paths: list[str] | None = None) -> list[tuple[str, dict[str, Any], list[str]]]:
+    """Render person ``pid``'s images (one per entry of ``captions``, the caption count of each) into
+    ``image_dir``; returns (path under imgs/, attributes, captions) per image. ``words``: target caption lengths."""
+    base = sample_identity(seed, pid)
+    pal = _palette(seed, pid, base)
+    order = _rng(seed, pid, 2).permutation(len(VIEWS))
+    out = []
+    for k, count in enumerate(captions):
+        rng = _rng(seed, pid, 3, k)
+        view = VIEWS[order[k]] if k < len(VIEWS) else VIEWS[int(rng.integers(len(VIEWS)))]
+        img, scene = render_pedestrian({**base, "view": view}, view, size, rng, pal)
+        file_path = paths[k] if paths is not None else f"{IMAGE_FOLDER}/{pid:06d}_{k:02d}.png"
+        target = os.path.join(image_dir, file_path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        suffix = os.path.splitext(file_path)[1].lower()
+        if suffix == ".png":
+            img.save(target, format="PNG", compress_level=1)
+        else:
+            img.save(target, format={".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}[suffix], quality=95)
+        attrs = {**base, "view": view, **scene}
+        visible = visible_groups(attrs, view, scene["occluded"])
+        texts = caption_image(attrs, visible, _rng(seed, pid, 4, k), count, None if words is None else words[k])
+        attrs["visible"] = sorted(visible)
+        out.append((file_path, attrs, texts))
+    return out
+
+
+def _profile_records(person: Person, *, profile: DatasetProfile, seed: int, size: tuple[int, int],
+                     image_dir: str) -> list[dict[str, Any]]:
+    paths = [profile.image_path(person, k) for k in range(person.images)]
+    images = _identity_images(person.index + 1, seed=seed, size=size, image_dir=image_dir,
+                              captions=[len(w) for w in person.words], words=person.words, paths=paths)
+    return [profile.record(person, k, texts, [tokens(t) for t in texts]) for k, (_, _, texts) in enumerate(images)]
+
+
 def generate_synthpedes(out: str | os.PathLike, *, identities: int, seed: int = 0, images_per_identity: int = 4,
                         captions_per_image: int = 2, image_size: tuple[int, int] = (384, 128),
-                        workers: int | None = None, overwrite: bool = False, verbose: bool = False) -> Path:
-    """Render SynthPEDES under ``out``; returns the dataset folder ``out/CUHK-PEDES``."""
-    n_train, n_val, n_test = split_sizes(identities)
+                        workers: int | None = None, overwrite: bool = False, verbose: bool = False,
+                        profile: str | None = None) -> Path:
+    """Render SynthPEDES under ``out``; returns the dataset folder (``out/CUHK-PEDES`` by default).
+
+    ``profile`` (cuhk-pedes, icfg-pedes or rstpreid) shapes it like that dataset and writes that dataset's
+    own annotation file and folder layout; ``images_per_identity`` and ``captions_per_image`` then come from
+    the profile. Without one, every person has the same number of images and captions (CUHK-PEDES layout).
+    """
+    prof = get_profile(profile) if profile is not None else None
+    if prof is None:
+        n_train, n_val, n_test = split_sizes(identities)
+    else:
+        sizes = prof.split_sizes(identities)
+        n_train, n_val, n_test = sizes["train"], sizes["val"], sizes["test"]
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     if images_per_identity < 1 or captions_per_image < 1:
@@ -168,23 +213,33 @@ def generate_synthpedes(out: str | os.PathLike, *, identities: int, seed: int = 
     height, width = image_size
     if height < 32 or width < 16:
         raise ValueError(f"image_size (H, W) must be at least (32, 16), got {image_size}")
-    dataset = Path(out) / DATASET_FOLDER
-    anno = dataset / "reid_raw.json"
+    dataset = Path(out) / (prof.folder if prof else DATASET_FOLDER)
+    anno = dataset / (prof.annotation_file if prof else "reid_raw.json")
     if anno.exists():
         if not (dataset / MARKER).exists():
             raise FileExistsError(f"{anno} exists and was not written by SynthPEDES; choose another --out")
         if not overwrite:
             raise FileExistsError(f"{anno} exists; pass overwrite=True (--overwrite) or choose another --out")
+    images = dataset / "imgs"
+    ours = (dataset / MARKER).exists()
+    if prof is not None and not ours and images.is_dir() and any(images.iterdir()):
+        raise FileExistsError(f"{images} holds files not written by SynthPEDES; choose another --out")
     for path in (anno, dataset / MARKER):
         path.unlink(missing_ok=True)
-    shutil.rmtree(dataset / "imgs" / IMAGE_FOLDER, ignore_errors=True)
-    (dataset / "imgs" / IMAGE_FOLDER).mkdir(parents=True)
+    shutil.rmtree(images if ours else images / IMAGE_FOLDER, ignore_errors=True)
+    (images if prof else images / IMAGE_FOLDER).mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
-    splits = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
-    jobs = [(pid, splits[pid - 1]) for pid in range(1, identities + 1)]
-    render = partial(_render_job, seed=seed, images=images_per_identity, captions=captions_per_image,
-                     size=(height, width), image_dir=str(dataset / "imgs"))
+    size = (height, width)
+    if prof is None:
+        splits = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
+        jobs: list[Any] = [(pid, splits[pid - 1]) for pid in range(1, identities + 1)]
+        render: Callable[[Any], list[dict[str, Any]]] = partial(
+            _render_job, seed=seed, images=images_per_identity, captions=captions_per_image, size=size,
+            image_dir=str(dataset / "imgs"))
+    else:
+        jobs = prof.plan(identities, seed)
+        render = partial(_profile_records, profile=prof, seed=seed, size=size, image_dir=str(dataset / "imgs"))
     workers = min(workers or os.cpu_count() or 1, identities)
     if workers > 1:
         with multiprocessing.get_context().Pool(workers) as pool:
@@ -193,13 +248,17 @@ def generate_synthpedes(out: str | os.PathLike, *, identities: int, seed: int = 
         chunks = [render(job) for job in jobs]
     records = [rec for chunk in chunks for rec in chunk]
 
-    params = {"generator": "tipr.data.synthetic", "identities": identities, "seed": seed,
-              "images_per_identity": images_per_identity, "captions_per_image": captions_per_image,
-              "image_size": [height, width], "splits": dict(zip(("train", "val", "test"), (n_train, n_val, n_test)))}
+    params: dict[str, Any] = {"generator": "tipr.data.synthetic", "identities": identities, "seed": seed}
+    if prof is None:
+        params |= {"images_per_identity": images_per_identity, "captions_per_image": captions_per_image}
+    else:
+        params["profile"] = prof.name
+    params |= {"image_size": [height, width],
+               "splits": dict(zip(("train", "val", "test"), (n_train, n_val, n_test)))}
     (dataset / MARKER).write_text(json.dumps(params, indent=1) + "\n", encoding="utf-8")
     tmp = anno.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(records), encoding="utf-8")
-    os.replace(tmp, anno)  # written last: a reid_raw.json means a complete dataset
+    os.replace(tmp, anno)  # written last: an annotation file means a complete dataset
     if verbose:
         print(summary(records, time.perf_counter() - start, dataset))
     return dataset
@@ -238,11 +297,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image_size", type=_size, default=(384, 128), help="HxW, e.g. 384x128")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier SynthPEDES in --out")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                        help="shape it like that dataset (images per person, captions per image, caption lengths, "
+                             "split sizes) and write that dataset's own annotation file and folders; "
+                             "--images_per_identity and --captions_per_image then come from the profile "
+                             "(default: every person alike, CUHK-PEDES layout)")
     args = parser.parse_args(argv)
     try:
         generate_synthpedes(args.out, identities=args.identities, seed=args.seed,
                             images_per_identity=args.images_per_identity, captions_per_image=args.captions_per_image,
-                            image_size=args.image_size, workers=args.workers, overwrite=args.overwrite, verbose=True)
+                            image_size=args.image_size, workers=args.workers, overwrite=args.overwrite, verbose=True,
+                            profile=args.profile)
     except (ValueError, FileExistsError) as err:
         parser.exit(2, f"error: {err}\n")
 

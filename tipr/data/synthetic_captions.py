@@ -170,11 +170,69 @@ def describe(a: dict[str, Any], visible: set[str], rng: np.random.Generator) -> 
     return text
 
 
-def caption_image(a: dict[str, Any], visible: set[str], rng: np.random.Generator, count: int) -> list[str]:
-    """``count`` captions of one image, distinct where the grammar allows."""
+def _detail_sentences(a: dict[str, Any], visible: set[str], rng: np.random.Generator) -> list[str]:
+    """Short sentences restating one visible fact each, as annotators of long descriptions add them."""
+    he, his = PRONOUNS[a["gender"]]
+    He, His = he.capitalize(), his.capitalize()
+    out = []
+    if "hair" in visible:
+        style = a["hair_style"]
+        colour = _pick(rng, HAIR_COLOUR_WORDS[a["hair_colour"]])
+        out.append(f"{His} hair is {colour} and tied in a {style}." if style in ("ponytail", "bun")
+                   else f"{His} hair is {colour} and {_pick(rng, HAIR_STYLE_WORDS[style])}.")
+    upper = _pick(rng, UPPER_WORDS[a["upper_type"]])
+    if "upper" in visible:
+        out.append(f"{His} {upper} is {_pick(rng, COLOUR_WORDS[a['upper_colour']])}.")
+        if "pattern" in visible and a["upper_pattern"] != "plain":
+            word = _pick(rng, PATTERN_WORDS[a["upper_pattern"]])
+            out.append(f"The {upper} is {word}." if not word.startswith("with") else f"It is a {upper} {word}.")
+    if "lower" in visible:
+        noun = _pick(rng, LOWER_WORDS[a["lower_type"]])
+        verb = "are" if noun in _PLURAL else "is"
+        out.append(f"{His} {noun} {verb} {_pick(rng, COLOUR_WORDS[a['lower_colour']])}.")
+    if "shoes" in visible:
+        out.append(f"{His} {_pick(rng, SHOE_WORDS)} are {_pick(rng, COLOUR_WORDS[a['shoes_colour']])}.")
+    if "bag" in visible:
+        out.append(f"The {_pick(rng, BAG_WORDS[a['bag_type']])} {_pick(rng, ('is', 'looks'))} "
+                   f"{_pick(rng, COLOUR_WORDS[a['bag_colour']])}.")
+    if "headwear" in visible:
+        noun = _pick(rng, HEADWEAR_WORDS[a["headwear"]])
+        out.append(f"{He} has {_an(_pick(rng, COLOUR_WORDS[a['headwear_colour']]) + ' ' + noun)} on {his} head.")
+    if "glasses" in visible:
+        out.append(f"{He} is also wearing {_pick(rng, GLASSES_WORDS)}.")
+    if "carry" in visible:
+        out.append(f"{He} is holding {_an(_pick(rng, CARRY_WORDS[a['carry']]))}.")
+    if "view" in visible:
+        out.append({"front": f"{He} is facing the camera.", "back": f"{He} has {his} back to the camera.",
+                    "side": f"{He} is seen from the side."}[a["view"]])
+    if a.get("occluded"):
+        out.append(f"Part of {his} body is hidden behind something.")
+    out.append(f"{He} {_pick(rng, ('seems to be', 'appears to be', 'is'))} walking.")
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def lengthen(text: str, a: dict[str, Any], visible: set[str], rng: np.random.Generator, words: int) -> str:
+    """``text`` with detail sentences appended until it has about ``words`` words (or the facts run out)."""
+    for sentence in _detail_sentences(a, visible, rng):
+        if len(text.split()) + len(sentence.split()) / 2 > words:  # stop nearest to the target
+            break
+        text += " " + sentence
+    return text
+
+
+def caption_image(a: dict[str, Any], visible: set[str], rng: np.random.Generator, count: int,
+                  words: Sequence[int] | None = None) -> list[str]:
+    """``count`` captions of one image, distinct where the grammar allows; with ``words``, caption i is
+    lengthened toward ``words[i]`` words."""
     captions: list[str] = []
     for _ in range(count * 10):
-        text = describe(a, visible, rng)
+        if words is None:
+            text = describe(a, visible, rng)
+        else:  # of three drafts the one nearest the target length, then detail sentences up to it
+            target = words[len(captions)]
+            drafts = [describe(a, visible, rng) for _ in range(3)]
+            text = min(drafts, key=lambda d: abs(len(d.split()) - target))
+            text = lengthen(text, a, visible, rng, target)
         if text not in captions:
             captions.append(text)
         if len(captions) == count:

@@ -1,0 +1,174 @@
+"""What a gallery holds before embedding, read from one of three kinds of folder: a folder of images, a folder
+with a ``captions.json``, or a dataset root in the CUHK-PEDES / ICFG-PEDES / RSTPReid layout (its test split)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tipr.app.uploads import IMAGE_SUFFIXES
+
+CAPTIONS_FILE = "captions.json"
+CAPTIONS_FORMAT = "tipr-gallery-captions/1"
+DATASET_FORMATS = ("cuhk-pedes", "icfg-pedes", "rstpreid")
+
+
+class GalleryError(ValueError):
+    """The gallery cannot be read or indexed; the message names the path and what to do."""
+
+
+@dataclass
+class GallerySource:
+    """Absolute image paths of a gallery, and its text side when it has one.
+
+    ``caption_images[j]`` is the image caption j describes (-1 when the format does not say); ``held_out``
+    maps a captionless image to captions hidden from the gallery, which the app uses to show how completion
+    changes that image's rank. Person ids are -1 where unknown.
+    """
+
+    root: Path
+    kind: str
+    image_paths: list[str]
+    image_pids: list[int]
+    captions: list[str] = field(default_factory=list)
+    caption_pids: list[int] = field(default_factory=list)
+    caption_images: list[int] = field(default_factory=list)
+    held_out: dict[int, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.image_pids) != len(self.image_paths):
+            raise GalleryError(f"{self.root}: {len(self.image_paths)} images but {len(self.image_pids)} person ids")
+        if not (len(self.captions) == len(self.caption_pids) == len(self.caption_images)):
+            raise GalleryError(f"{self.root}: captions, caption_pids and caption_images differ in length")
+
+    @property
+    def captionless(self) -> list[int]:
+        """Images known to have no caption in the gallery (none when captions are not linked to images)."""
+        if not self.captions or any(i < 0 for i in self.caption_images):
+            return sorted(self.held_out)
+        described = set(self.caption_images)
+        return [i for i in range(len(self.image_paths)) if i not in described]
+
+    def relative(self, row: int) -> str:
+        """Image ``row``'s path relative to the gallery root (as the user knows it)."""
+        return relative_path(self.image_paths[row], self.root)
+
+    def text_digest(self) -> str:
+        payload = [self.kind, self.image_pids, self.captions, self.caption_pids, self.caption_images,
+                   sorted((int(k), v) for k, v in self.held_out.items())]
+        return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def relative_path(path: str, root: Path) -> str:
+    """``path`` relative to ``root`` in POSIX form, or as given when it lies outside."""
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def subset(source: GallerySource, rows: Sequence[int]) -> GallerySource:
+    """The source restricted to the given image rows (their captions follow them)."""
+    if len(rows) == len(source.image_paths):
+        return source
+    new_row = {old: new for new, old in enumerate(rows)}
+    cap_keep = [j for j, img in enumerate(source.caption_images) if img < 0 or img in new_row]
+    return GallerySource(
+        root=source.root, kind=source.kind,
+        image_paths=[source.image_paths[i] for i in rows], image_pids=[source.image_pids[i] for i in rows],
+        captions=[source.captions[j] for j in cap_keep], caption_pids=[source.caption_pids[j] for j in cap_keep],
+        caption_images=[new_row.get(source.caption_images[j], -1) for j in cap_keep],
+        held_out={new_row[i]: c for i, c in source.held_out.items() if i in new_row})
+
+
+def read_captions_file(root: Path) -> GallerySource:
+    """``captions.json``: {"format": "tipr-gallery-captions/1", "images": [{"path": "imgs/a.png", "pid": 3,
+    "captions": ["..."], "held_out_captions": ["..."]}, ...]}; an image with no captions is captionless."""
+    path = root / CAPTIONS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise GalleryError(f"cannot read {path}: {err}. Fix the file or remove it to index the images alone") from None
+    if not isinstance(data, dict) or data.get("format") != CAPTIONS_FORMAT or not isinstance(data.get("images"), list):
+        raise GalleryError(f"{path} is not a tipr gallery captions file (expected a JSON object with "
+                           f"\"format\": \"{CAPTIONS_FORMAT}\" and an \"images\" list)")
+    src = GallerySource(root=root, kind="captions file", image_paths=[], image_pids=[])
+    missing = []
+    for i, item in enumerate(data["images"]):
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            raise GalleryError(f"{path}: entry {i} needs a \"path\" string (relative to {root})")
+        image = (root / item["path"]).resolve()
+        if not image.is_file():
+            missing.append(item["path"])
+            continue
+        row = len(src.image_paths)
+        src.image_paths.append(str(image))
+        src.image_pids.append(int(item.get("pid", -1)))
+        captions = [c for c in item.get("captions", []) if isinstance(c, str) and c.strip()]
+        src.captions += captions
+        src.caption_pids += [src.image_pids[-1]] * len(captions)
+        src.caption_images += [row] * len(captions)
+        held = [c for c in item.get("held_out_captions", []) if isinstance(c, str) and c.strip()]
+        if held and not captions:
+            src.held_out[row] = held
+    if missing:
+        raise GalleryError(f"{path} lists {len(missing)} images that are not under {root}, e.g. "
+                           f"{', '.join(missing[:3])}; restore them or drop their entries")
+    if not src.image_paths:
+        raise GalleryError(f"{path} lists no images; add entries or remove the file")
+    return src
+
+
+def read_dataset(root: Path) -> GallerySource | None:
+    """The test split of a dataset root in one of the public layouts, or None when ``root`` is not one."""
+    from tipr.data import MissingImagesError, load_dataset
+
+    for name in DATASET_FORMATS:
+        try:
+            dataset = load_dataset(name, root)
+        except MissingImagesError as err:
+            raise GalleryError(str(err)) from None
+        except FileNotFoundError:
+            continue
+        test = dataset.test
+        if not test.image_paths:
+            raise GalleryError(f"{root} is a {dataset.name} dataset but its test split has no images; "
+                               f"pass a folder of images instead")
+        return GallerySource(root=Path(dataset.root), kind=dataset.name, image_paths=list(test.image_paths),
+                             image_pids=list(test.image_pids), captions=list(test.captions),
+                             caption_pids=list(test.caption_pids), caption_images=list(test.caption_images))
+    return None
+
+
+def scan_images(root: Path) -> list[str]:
+    """Image files under ``root`` (recursively, hidden folders skipped), sorted."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [os.path.join(dirpath, f) for f in sorted(filenames)
+                  if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES]
+    return [str(Path(p).resolve()) for p in found]
+
+
+def read_source(path: str | os.PathLike) -> GallerySource:
+    """The gallery folder at ``path``: its captions file, else the dataset it holds, else its images."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise GalleryError(f"gallery {path} does not exist; pass a folder of images, a dataset root "
+                           f"(CUHK-PEDES / ICFG-PEDES / RSTPReid layout) or a saved index folder")
+    if path.is_file():
+        raise GalleryError(f"gallery {path} is a file; pass a folder of images, a dataset root or a saved index")
+    path = path.resolve()
+    if (path / CAPTIONS_FILE).is_file():
+        return read_captions_file(path)
+    dataset = read_dataset(path)
+    if dataset is not None:
+        return dataset
+    images = scan_images(path)
+    if not images:
+        raise GalleryError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {path}")
+    return GallerySource(root=path, kind="folder", image_paths=images, image_pids=[-1] * len(images))
