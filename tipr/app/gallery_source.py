@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tipr.app.uploads import IMAGE_SUFFIXES
+from tipr.index.sources import IMAGE_SUFFIXES, GalleryListError, read_dataset_test, scan_images
 
 CAPTIONS_FILE = "captions.json"
 CAPTIONS_FORMAT = "tipr-gallery-captions/1"
-DATASET_FORMATS = ("cuhk-pedes", "icfg-pedes", "rstpreid")
 
 
 class GalleryError(ValueError):
@@ -125,33 +124,16 @@ def read_captions_file(root: Path) -> GallerySource:
 
 def read_dataset(root: Path) -> GallerySource | None:
     """The test split of a dataset root in one of the public layouts, or None when ``root`` is not one."""
-    from tipr.data import MissingImagesError, load_dataset
-
-    for name in DATASET_FORMATS:
-        try:
-            dataset = load_dataset(name, root)
-        except MissingImagesError as err:
-            raise GalleryError(str(err)) from None
-        except FileNotFoundError:
-            continue
-        test = dataset.test
-        if not test.image_paths:
-            raise GalleryError(f"{root} is a {dataset.name} dataset but its test split has no images; "
-                               f"pass a folder of images instead")
-        return GallerySource(root=Path(dataset.root), kind=dataset.name, image_paths=list(test.image_paths),
-                             image_pids=list(test.image_pids), captions=list(test.captions),
-                             caption_pids=list(test.caption_pids), caption_images=list(test.caption_images))
-    return None
-
-
-def scan_images(root: Path) -> list[str]:
-    """Image files under ``root`` (recursively, hidden folders skipped), sorted."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [os.path.join(dirpath, f) for f in sorted(filenames)
-                  if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES]
-    return [str(Path(p).resolve()) for p in found]
+    try:
+        listing = read_dataset_test(root)
+    except GalleryListError as err:
+        raise GalleryError(str(err)) from None
+    if listing is None:
+        return None
+    return GallerySource(root=listing.root, kind=listing.kind,
+                         image_paths=[listing.path(i) for i in range(len(listing.images))], image_pids=listing.pids,
+                         captions=listing.captions, caption_pids=listing.caption_pids,
+                         caption_images=listing.caption_images)
 
 
 def read_source(path: str | os.PathLike) -> GallerySource:

@@ -123,6 +123,27 @@ def read_faiss(path: Path, factory: str):
         return faiss.read_index(str(path))
 
 
+class _RowReader:
+    """Rows of an .npy file by positioned reads. Reading them through the memory map would map whole 64 KB
+    neighbourhoods of the page cache per row, and after a few hundred queries the entire file counts as the
+    process's resident memory."""
+
+    def __init__(self, path: Path, array: np.memmap):
+        self.path, self.dtype, self.dim = path, array.dtype, array.shape[1]
+        self.offset, self.row_bytes = array.offset, array.dtype.itemsize * array.shape[1]
+        self._fd = os.open(path, os.O_RDONLY)  # pread is positional: threads may share it
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), self.dim), np.float32)
+        for i, row in enumerate(rows.tolist()):
+            data = os.pread(self._fd, self.row_bytes, self.offset + row * self.row_bytes)
+            out[i] = np.frombuffer(data, self.dtype)
+        return out
+
+    def __del__(self) -> None:
+        os.close(self._fd)
+
+
 class IndexFolder:
     """A loaded index folder: rows are images; ``search`` gives exact or re-scored inner products, best first."""
 
@@ -134,6 +155,7 @@ class IndexFolder:
             self.images = (build / "images.txt").read_text(encoding="utf-8").splitlines()
             self.pids = np.load(build / "pids.npy")
             self.features = np.load(build / "features.npy", mmap_mode="r")
+            self._rows = _RowReader(build / "features.npy", self.features)
             self.index = read_faiss(build / "index.faiss", self.manifest["factory"])
         except (OSError, ValueError, RuntimeError) as err:
             raise IndexError_(f"the index folder {self.folder} is incomplete or corrupt ({err}); build it again") from None
@@ -184,12 +206,8 @@ class IndexFolder:
             ivf.nprobe = max(1, min(int(nprobe), ivf.nlist))
 
     def vectors(self, rows) -> np.ndarray:
-        """Exact features (float32) of the given rows, read from the memory-mapped file."""
-        rows = np.asarray(rows, dtype=np.int64)
-        order = np.argsort(rows, kind="stable")  # sorted reads touch the file in order
-        out = np.empty((len(rows), self.dim), np.float32)
-        out[order] = self.features[rows[order]]
-        return out
+        """Exact features (float32) of the given rows, read from the features file."""
+        return self._rows(np.asarray(rows, dtype=np.int64))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores [Q, k], rows [Q, k]) by inner product, best first; k is capped at the gallery size.
@@ -211,12 +229,6 @@ class IndexFolder:
             best = np.argsort(-exact, kind="stable")[:k]
             out_s[i, :len(best)], out_r[i, :len(best)] = exact[best], rows[best]
         return out_s, out_r
-
-    def rank_of(self, query: np.ndarray, row: int, *, within: int = 1000) -> int | None:
-        """1-based rank of ``row`` for ``query`` when it is among the best ``within``, else None (bounded work)."""
-        _, rows = self.search(query, within)
-        hit = np.flatnonzero(rows[0] == row)
-        return int(hit[0]) + 1 if len(hit) else None
 
 
 def open_index(folder: str | os.PathLike, *, model_fingerprint: str | None = None) -> IndexFolder:

@@ -30,6 +30,7 @@ class GalleryList:
     pids: list[int]
     captions: list[str] = field(default_factory=list)
     caption_pids: list[int] = field(default_factory=list)
+    caption_images: list[int] = field(default_factory=list)  # the image row each caption describes
 
     def path(self, i: int) -> str:
         return os.path.join(self.root, self.images[i])
@@ -90,7 +91,7 @@ def read_dataset_test(root: Path) -> GalleryList | None:
         base = Path(dataset.root).resolve()
         return GalleryList(root=base, kind=dataset.name, images=_relative(list(test.image_paths), base),
                            pids=list(test.image_pids), captions=list(test.captions),
-                           caption_pids=list(test.caption_pids))
+                           caption_pids=list(test.caption_pids), caption_images=list(test.caption_images))
     return None
 
 
