@@ -36,6 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dim", type=int, default=512, help="width of the synthetic features")
     p.add_argument("--real_images", type=int, default=100_000,
                    help="images of the real SynthPEDES gallery (4 per person; 0: none)")
+    p.add_argument("--app_size", type=int, default=1_000_000,
+                   help="images of the synthetic index (at --model's width, rows showing rendered crops) that "
+                        "`python app.py --gallery` is timed on (0: skip)")
     p.add_argument("--image_size", type=int, nargs=2, default=(128, 64), help="rendered SynthPEDES size (H W)")
     p.add_argument("--model", default=str(ROOT / "assets" / "model"), help="the tipr model that encodes queries")
     p.add_argument("--index", default=None, help="faiss factory string (default: tipr's choice by size)")
@@ -81,18 +84,43 @@ def synthetic(size: int, args: argparse.Namespace) -> dict:
     return {"gallery": f"synthetic clustered {args.dim}-d", **measure(folder, args, vectors)}
 
 
-def real(images: int, args: argparse.Namespace) -> dict:
+def render(images: int, args: argparse.Namespace) -> Path:
+    """A SynthPEDES render with about ``images`` images (4 per person); returns its imgs folder."""
     from tipr.data.synthetic import generate_synthpedes
 
-    people = max(1, images // 4)
+    people = max(3, images // 4)
     data = Path(args.work) / f"synthpedes-{people}-{args.image_size[0]}x{args.image_size[1]}"
     if not (data / "CUHK-PEDES" / "reid_raw.json").is_file():
         generate_synthpedes(data, identities=people, image_size=tuple(args.image_size), overwrite=True)
-    folder = Path(args.work) / f"{data.name}-index-{args.index or 'auto'}"
-    cmd = [sys.executable, "-m", "tipr.index", "--model", args.model, "--gallery", str(data / "CUHK-PEDES" / "imgs"),
+    return data / "CUHK-PEDES" / "imgs"
+
+
+def real(images: int, args: argparse.Namespace) -> dict:
+    gallery = render(images, args)
+    folder = Path(args.work) / f"{gallery.parent.parent.name}-index-{args.index or 'auto'}"
+    cmd = [sys.executable, "-m", "tipr.index", "--model", args.model, "--gallery", str(gallery),
            "--out", str(folder)] + (["--index", args.index] if args.index else [])
     subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})  # embeds only what is missing
     return {"gallery": "SynthPEDES, embedded by the demo model", **measure(folder, args, None)}
+
+
+def app(size: int, args: argparse.Namespace) -> dict:
+    from tipr.generation.cache import model_fingerprint
+    from tipr.index.benchmark import app_first_answer, query_captions, synthetic_index
+    from tipr.index.sources import list_gallery
+    from tipr.models.tipr_model import load_model
+
+    dim = load_model(args.model).backbone.embed_dim
+    fingerprint = model_fingerprint(args.model)
+    folder = Path(args.work) / f"app-synthetic-{size}-{dim}d-{fingerprint.replace('@', '-')}-{args.index or 'auto'}"
+    if not (folder / "manifest.json").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        crops = list_gallery(render(400, args))
+        start = time.perf_counter()
+        synthetic_index(folder, size, dim, factory=args.index, model=fingerprint, root=crops.root, images=crops.images)
+        print(f"built {folder} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    result = app_first_answer(folder, args.model, queries=query_captions(21))
+    return {"gallery": f"synthetic clustered {dim}-d", "images": size, **result}
 
 
 def table(rows: list[dict], k: int) -> str:
@@ -107,15 +135,27 @@ def table(rows: list[dict], k: int) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def app_table(rows: list[dict]) -> str:
+    head = ("| gallery | images | first answer after start s (CPU s) | p50 ms | p95 ms | resident MiB |\n"
+            "|---|---:|---:|---:|---:|---:|\n")
+    return head + "\n".join(f"| {r['gallery']} | {r['images']:,} | {r['first_answer_s']:.1f} "
+                             f"({r['first_answer_cpu_s']:.1f}) | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
+                             f"{r['rss_mb']:.0f} |" for r in rows) + "\n"
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.probe:
         return probe_main(args)
     Path(args.work).mkdir(parents=True, exist_ok=True)
     rows = [synthetic(size, args) for size in args.synthetic_sizes]
+    served = app(args.app_size, args) if args.app_size else None
     if args.real_images:
         rows.append(real(args.real_images, args))
     text = table(rows, args.k)
+    if served:
+        text += ("\n`python app.py --gallery INDEX_FOLDER --generator none`, text searches through the API "
+                 "(gradio_client, end to end):\n\n" + app_table([served]))
     print(text)
     if args.out:
         cmd = "python benchmarks/bench_index.py " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))

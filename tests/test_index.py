@@ -269,7 +269,7 @@ def test_two_processes_write_the_index_one_process_writes(synth, tmp_path):
 def test_bench_index_runs_tiny(tmp_path):
     out = tmp_path / "bench.md"
     _run([sys.executable, "benchmarks/bench_index.py", "--synthetic_sizes", "600", "--real_images", "12",
-          "--image_size", "64", "32", "--queries", "12", "--work", str(tmp_path / "work"), "--out", str(out)])
+          "--image_size", "64", "32", "--queries", "12", "--app_size", "700", "--work", str(tmp_path / "work"), "--out", str(out)])
     lines = out.read_text().splitlines()
     rows = [line.split("|")[1:-1] for line in lines if line.startswith("| synthetic") or line.startswith("| Synth")]
     assert [r[1].strip() for r in rows] == ["600", "12"]

@@ -46,19 +46,75 @@ def clustered_queries(count: int, centres: np.ndarray, *, seed: int = 0, noise: 
 
 
 def synthetic_index(out: Path, size: int, dim: int, *, factory: str | None = None, seed: int = 0,
-                    shard_size: int = 65_536) -> Path:
+                    shard_size: int = 65_536, model: str = "synthetic", root: Path | None = None,
+                    images: Sequence[str] | None = None) -> Path:
     """An index folder over ``size`` clustered synthetic features (about 8 images per person), built the way
-    ``python -m tipr.index`` builds one, from shards."""
+    ``python -m tipr.index`` builds one, from shards. Row i shows ``images[i % len(images)]`` under ``root``
+    when given (real files for an app to show), else a name that exists nowhere."""
     centres = person_centres(max(1, size // 8), dim, seed=seed)
-    images = [f"synthetic/{i:08d}.png" for i in range(size)]
+    names = [f"synthetic/{i:08d}.png" for i in range(size)]
     stamps = np.zeros((size, 2), np.int64)
     for start in range(0, size, shard_size):
         rows = np.arange(start, min(size, start + shard_size))
-        write_shard(out / "shards", f"synthetic-{start // shard_size:05d}", images[start:rows[-1] + 1], stamps[rows],
+        write_shard(out / "shards", f"synthetic-{start // shard_size:05d}", names[start:rows[-1] + 1], stamps[rows],
                     clustered_features(rows, centres, seed=seed), np.ones(len(rows), bool))
-    listing = GalleryList(root=out / "gallery", kind="synthetic", images=images, pids=list(range(size)))
-    assemble(listing, out, stamps, model_fingerprint="synthetic", factory=factory, seed=seed)
+    listing = GalleryList(root=out / "gallery", kind="synthetic", images=names, pids=list(range(size)))
+    assemble(listing, out, stamps, model_fingerprint=model, factory=factory, seed=seed)
+    if images:  # the features stay synthetic; what is shown for row i is a real crop
+        from tipr.index.folder import read_manifest, write_json
+
+        manifest = read_manifest(out)
+        (out / manifest["build"] / "images.txt").write_text("".join(f"{images[i % len(images)]}\n" for i in range(size)))
+        write_json(out / "manifest.json", {**manifest, "root": str(Path(root).resolve()), "root_relative": None})
     return out
+
+
+def app_first_answer(folder: str | os.PathLike, model: str, *, queries: Sequence[str], timeout: float = 300) -> dict:
+    """Start ``python app.py --gallery folder`` and time its first answered text search from the process's start
+    (wall clock, and the server's CPU seconds: on a shared machine the two differ), the end-to-end latency of
+    the next queries through the API, and the server's resident memory."""
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+
+    from gradio_client import Client
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = Path(__file__).resolve().parents[2] / "app.py"
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "TIPR_CACHE_DIR": cache}
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, str(app), "--model", model, "--gallery", str(folder), "--generator",
+                                 "none", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            client = None
+            while client is None:
+                if proc.poll() is not None or time.perf_counter() - started > timeout:
+                    raise RuntimeError(f"app.py did not serve {folder}: {proc.stderr.read()[-3000:] if proc.poll() is not None else 'timeout'}")
+                try:
+                    client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+                except Exception:  # not up yet
+                    time.sleep(0.1)
+            client.predict(queries[0], 10, "text", api_name="/search")
+            first = time.perf_counter() - started
+            with open(f"/proc/{proc.pid}/stat") as f:  # user + system CPU seconds of the server until then
+                cpu = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13]) / os.sysconf("SC_CLK_TCK")
+            times = []
+            for text in queries[1:]:
+                t = time.perf_counter()
+                client.predict(text, 10, "text", api_name="/search")
+                times.append(time.perf_counter() - t)
+            with open(f"/proc/{proc.pid}/status") as f:
+                rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    return {"first_answer_s": first, "first_answer_cpu_s": cpu, "p50_ms": 1000 * float(np.percentile(times, 50)),
+            "p95_ms": 1000 * float(np.percentile(times, 95)), "rss_mb": rss}
 
 
 def exact_top(features: np.ndarray, queries: np.ndarray, k: int, *, chunk: int = 131_072) -> np.ndarray:
