@@ -179,3 +179,16 @@ def test_app_serves_an_index_folder(index_folder, tmp_path):
         proc.terminate()
         proc.wait(20)
         log.close()
+
+
+def test_app_reads_list_files_and_refuses_other_files(synth, tmp_path):
+    from tipr.app.gallery_source import read_source
+
+    images = sorted((Path(synth) / "imgs").rglob("*.png"))[:3]
+    listing = tmp_path / "gallery.txt"
+    listing.write_text(f"# three crops\n{images[0]}\t5\n{os.path.relpath(images[2], tmp_path)}\n")
+    source = read_source(listing)
+    assert source.kind == "list file" and source.image_paths == [str(images[0]), str(images[2])]
+    assert source.image_pids == [5, -1] and source.captions == []
+    with pytest.raises(GalleryError, match="is not a list file"):
+        read_source(images[1])

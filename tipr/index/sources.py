@@ -53,7 +53,12 @@ def _relative(paths: list[str], root: Path) -> list[str]:
 def read_list_file(path: Path) -> GalleryList:
     root = path.parent.resolve()
     images, pids = [], []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise GalleryListError(f"{path} is not a list file (one image path per line, UTF-8 text); pass a folder "
+                               f"of images, a dataset root or a list file") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         name, _, pid = line.rstrip("\n").partition("\t")
