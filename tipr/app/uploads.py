@@ -11,8 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from tipr.index.sources import IMAGE_SUFFIXES
-
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 MAX_SIDE = 512  # pedestrian crops: nothing is gained above this, and every pixel costs memory and time
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # PIL's own decompression-bomb threshold
 MAX_IMAGES_PER_UPLOAD = 1000
