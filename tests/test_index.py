@@ -230,6 +230,21 @@ def test_open_index_refuses_other_models_and_other_folders(model, gallery, tmp_p
 
 
 # ---------------------------------------------------------------------------------------------- commands
+@pytest.mark.parametrize("flags, error", [
+    (["--gallery", "/no/such/gallery"], "gallery /no/such/gallery does not exist; pass a folder of images"),
+    (["--index", "IVF64,Nope"], "faiss cannot build the index 'IVF64,Nope'.*pass a faiss factory string"),
+    (["--model", "/no/such/model"], "model folder /no/such/model does not exist"),
+])
+def test_index_command_explains_bad_input(gallery, tmp_path, flags, error):
+    from tipr.index.__main__ import main
+
+    args = {"--model": str(MODEL), "--gallery": str(gallery), "--out": str(tmp_path / "index")}
+    args.update(dict(zip(flags[::2], flags[1::2])))
+    with pytest.raises(SystemExit, match=f"python -m tipr.index: error: {error}"):
+        main([x for kv in args.items() for x in kv] + ["--num_workers", "0"])
+    assert not (tmp_path / "index" / "shards").exists()  # refused before anything was embedded
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -118,7 +118,7 @@ def test_no_action_scans_the_gallery_and_ranks_stay_bounded(model, index_folder,
     before = features @ plain
     exact = [int((before > before[h.row]).sum()) + 1 for h in cmp.with_]
     assert cmp.moves == [r if r <= within else None for r in exact]
-    assert all(m is not None for m in cmp.moves) or move_label(None, 1).endswith(f"#{within}")
+    assert all(m is not None for m in cmp.moves) or move_label(None, 1).endswith(f">{within}")
 
     row = 2
     done = completion.complete_image(index, features[row], row=row, k=3, k_prime=2)

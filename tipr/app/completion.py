@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tipr.app.gallery_index import GalleryIndex
 from tipr.app import ranks
+from tipr.app.gallery_index import GalleryIndex
 from tipr.app.ranks import rank_among
 from tipr.ecca.config import ECCAConfig
 

@@ -19,9 +19,9 @@ from tipr.app.fingerprint import FileStats, file_stats, fingerprint
 from tipr.app.gallery_embedding import EmbedImages, EmbedTexts, build_index, drop_unreadable
 from tipr.app.gallery_index import GalleryIndex
 from tipr.app.gallery_source import GalleryError, GallerySource, read_source
-from tipr.index.folder import is_index_folder
 from tipr.app.index_folder import load_index_folder
 from tipr.app.index_store import INDEX_DIRNAME, META, cache_index_dir, load_index, read_meta, save_index, write_json
+from tipr.index.folder import is_index_folder
 
 log = logging.getLogger("tipr.app")
 

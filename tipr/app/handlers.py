@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from tipr.app import ranks
 from tipr.app.completion import CompletionError, complete_image
 from tipr.app.gallery_source import GallerySource
-from tipr.app import ranks
 from tipr.app.ranks import rank_text
 from tipr.app.search import QUERY_MODES, Hit, Searcher, UserImages
 from tipr.app.uploads import import_images, open_image
@@ -55,7 +55,7 @@ def hit_caption(hit: Hit, extra: str = "") -> str:
 
 def move_label(before: int | None, after: int) -> str:
     if before is None:
-        return f" ▲ from beyond #{ranks.RANK_WITHIN}"
+        return f" ▲ from >{ranks.RANK_WITHIN}"
     if before == after:
         return " ="
     arrow = "▲" if before > after else "▼"

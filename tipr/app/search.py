@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tipr.app import ranks
 from tipr.app.encoder import Encoder
 from tipr.app.gallery_index import GalleryIndex
 from tipr.app.intermediate import Imaginer
-from tipr.app import ranks
 from tipr.app.ranks import rank_among
 from tipr.app.uploads import open_image
 from tipr.gea.config import GEAConfig

@@ -48,10 +48,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict | None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError, ConnectionError) as err:  # bad input: the message says what to do
+        raise SystemExit(f"python -m tipr.index: error: {err}") from None
+
+
+def run(args: argparse.Namespace) -> dict | None:
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
     from tipr.generation.cache import model_fingerprint
+    from tipr.index.build import new_index
     from tipr.index.embed import default_precision
     from tipr.index.indexer import assemble, embed_shards, gallery_text, plan
     from tipr.index.sources import list_gallery
@@ -61,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     out = Path(args.out)
     listing = list_gallery(args.gallery)
     model = load_model(args.model).to(accelerator.device)  # safetensors refuses torch device strings like "cpu:0"
+    if args.index:
+        new_index(args.index, model.backbone.embed_dim)  # a typo fails now, not after hours of embedding
     precision = default_precision(accelerator.device) if args.mixed_precision == "auto" else args.mixed_precision
     work = plan(listing, out, shard_size=args.shard_size)
     accelerator.wait_for_everyone()  # every process planned from the same shards before any writes one

@@ -55,6 +55,17 @@ def is_lossy(factory: str) -> bool:
     return bool(_LOSSY.search(factory))
 
 
+def new_index(factory: str, dim: int):
+    """An empty faiss index for inner products; a clear error when faiss does not understand ``factory``."""
+    import faiss
+
+    try:
+        return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as err:
+        raise ValueError(f"faiss cannot build the index {factory!r} for {dim}-d features ({str(err).strip()[-200:]}); "
+                         f"pass a faiss factory string such as Flat, IVF1024,Flat, HNSW32 or IVF4096,PQ64") from None
+
+
 def build_faiss(features: np.ndarray, factory: str, *, seed: int = 0, threads: int | None = None):
     """A trained faiss index over ``features`` ([n, d], L2-normalised), ids 0..n-1."""
     import faiss
@@ -63,11 +74,7 @@ def build_faiss(features: np.ndarray, factory: str, *, seed: int = 0, threads: i
     n, dim = x.shape
     if threads:
         faiss.omp_set_num_threads(threads)
-    try:
-        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-    except RuntimeError as err:
-        raise ValueError(f"faiss cannot build the index {factory!r} for {dim}-d features ({str(err).strip()[-200:]}); "
-                         f"pass a faiss factory string such as Flat, IVF1024,Flat, HNSW32 or IVF4096,PQ64") from None
+    index = new_index(factory, dim)
     if not index.is_trained:
         ivf = faiss.try_extract_index_ivf(index)
         need = ivf.nlist * 39 if ivf is not None else 256
