@@ -82,7 +82,9 @@ def main(argv=None) -> list:
                 start = time.perf_counter()
                 cost = measure_in_child(argv, steps=args.steps, warmup_steps=args.warmup_steps, precision=precision,
                                         device=args.device, evaluate_test=args.evaluate)
-                print(cost.row() + f" <!-- {time.perf_counter() - start:.0f} s in all -->", flush=True)
+                load = os.getloadavg()[0]  # other processes on the same cores slow every figure down
+                print(cost.row() + f" <!-- {time.perf_counter() - start:.0f} s in all, load average {load:.1f} on "
+                      f"{os.cpu_count()} cores -->", flush=True)
                 costs.append(cost)
     return costs
 

@@ -259,7 +259,8 @@ def test_odd_queries_are_searched_with_a_note(client, query, note):
     assert len(gallery) == 5 and note in status
 
 
-def test_bad_uploads_get_clear_errors(client, tmp_path):
+def test_bad_uploads_get_clear_errors(server, client, tmp_path):
+    log_start = Path(server.log.name).stat().st_size  # bytes
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     status, files = client.predict([handle_file(text)], api_name="/add_images")
@@ -268,8 +269,8 @@ def test_bad_uploads_get_clear_errors(client, tmp_path):
     assert files is None
     empty = tmp_path / "empty.zip"
     zipfile.ZipFile(empty, "w").close()
-    assert "empty.zip is empty" in client.predict([handle_file(empty)], api_name="/add_images")[0]
-    with pytest.raises(AppError, match="Invalid file type"):  # gradio checks the extension first
+    assert "empty.zip holds no files" in client.predict([handle_file(empty)], api_name="/add_images")[0]
+    with pytest.raises(AppError, match="notes.txt is not an image"):
         client.predict(handle_file(text), api_name="/complete_upload")
     fake = tmp_path / "fake.png"
     fake.write_text("a text file named like an image")
@@ -283,6 +284,9 @@ def test_bad_uploads_get_clear_errors(client, tmp_path):
     assert "Added 1 image(s)" in status and files is None
     assert "big.jpg" in client.predict(handle_file(big), api_name="/complete_upload")[1]
     client.predict(api_name="/clear_images")
+    log = Path(server.log.name).read_bytes()[log_start:].decode()  # one line per refused input, no traceback
+    assert len(re.findall(r"tipr.app INFO \w+ refused: ", log)) == 5 and "Traceback" not in log, log
+    assert str(tmp_path) not in log
 
 
 def test_twenty_concurrent_searches_all_complete(server):

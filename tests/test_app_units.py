@@ -1,12 +1,8 @@
-"""The app's parts without a server: query cleaning, uploads, gallery index reuse, completion, ranking, flags."""
+"""The app's parts without a server: query cleaning, gallery index reuse, completion, ranking, flags."""
 
-import io
 import json
 import os
 import socket
-import struct
-import time
-import zipfile
 import zlib
 from pathlib import Path
 
@@ -22,7 +18,6 @@ from tipr.app.index_store import INDEX_DIRNAME, cache_index_dir
 from tipr.app.cli import parse_args
 from tipr.app.completion import CompletionError, complete_image
 from tipr.app.search import MAX_QUERY_CHARS, QueryError, Searcher, UserImages, clean_query
-from tipr.app.uploads import UploadError, import_images, open_image
 
 
 # ------------------------------------------------------------------------------------------------ queries
@@ -44,63 +39,6 @@ def test_clean_query(text, expected, note):
     cleaned, notes = clean_query(text)
     assert cleaned == expected
     assert (note is None and notes == []) or (note is not None and note in " ".join(notes))
-
-
-# ------------------------------------------------------------------------------------------------ uploads
-def _png_header_only(path: Path, width: int, height: int) -> Path:
-    """A PNG whose header claims width x height (a decompression bomb's signature) with no pixel data."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
-    return path
-
-
-def test_fifty_megapixel_photo_is_downscaled_quickly(tmp_path):
-    path = tmp_path / "huge.jpg"
-    Image.new("RGB", (5000, 10000), (200, 30, 30)).save(path, quality=70)
-    start = time.perf_counter()
-    image = open_image(path)
-    assert image.size == (256, 512) and image.getpixel((100, 100))[0] > 150
-    assert time.perf_counter() - start < 5.0
-
-
-@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
-@pytest.mark.parametrize("width, height", [(10000, 10000), (30000, 30000)])  # over PIL's warning / error limits
-def test_decompression_bombs_are_refused_before_decoding(tmp_path, width, height):
-    with pytest.raises(UploadError, match="bomb.png.*(megapixels|too large)"):
-        open_image(_png_header_only(tmp_path / "bomb.png", width, height))
-
-
-def test_non_images_and_empty_zips_get_clear_errors(tmp_path):
-    text = tmp_path / "notes.txt"
-    text.write_text("not an image")
-    with pytest.raises(UploadError, match="notes.txt is not an image"):
-        open_image(text)
-    empty = tmp_path / "empty.zip"
-    zipfile.ZipFile(empty, "w").close()
-    with pytest.raises(UploadError, match="empty.zip is empty"):
-        import_images([empty], tmp_path / "out")
-    with pytest.raises(UploadError, match="no file"):
-        import_images([], tmp_path / "out")
-
-
-def test_zip_and_files_import_keeps_images_and_reports_the_rest(tmp_path):
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 128), "blue").save(buf, format="PNG")
-    archive = tmp_path / "mixed.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("../../escape/person.png", buf.getvalue())  # a zip-slip name must not escape
-        zf.writestr("readme.txt", "hello")
-        zf.writestr("broken.jpg", b"\xff\xd8 not really")
-    photo = tmp_path / "photo.png"
-    Image.new("RGB", (1200, 2400), "green").save(photo)
-    stored, problems = import_images([archive, photo], tmp_path / "out")
-    assert [p.parent for p in stored] == [tmp_path / "out"] * 2
-    assert Image.open(stored[0]).size == (64, 128) and Image.open(stored[1]).size == (256, 512)
-    assert len(problems) == 2 and "readme.txt" in problems[0] and "broken.jpg" in problems[1]
-    assert not (tmp_path / "escape").exists()
 
 
 # ------------------------------------------------------------------------------------------------ gallery

@@ -293,7 +293,9 @@ def test_profile_bytes_do_not_depend_on_workers(tmp_path):
 def test_profile_cli_and_bad_input(tmp_path, capsys):
     main(["--out", str(tmp_path), "--identities", "5", "--profile", "rstpreid", "--image_size", "64x32",
           "--workers", "1"])
-    assert re.search(r"test\s+2\s+10\s+20", capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert re.search(r"test\s+2\s+10\s+20\s+5\.00 \(5-5\)\s+\d\d\.\d", out)
+    assert re.search(r"captions beyond CLIP's 77 tokens: \d+ of \d+ distinct \(longest \d+ tokens\)", out)
     assert (tmp_path / "RSTPReid" / "data_captions.json").is_file()
     with pytest.raises(ValueError, match="needs at least 5 identities"):
         generate_synthpedes(tmp_path / "x", identities=4, profile="cuhk-pedes")

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tipr.app.uploads import UploadLimits
+
 NO_GENERATOR = ("", "none", "off", "false", "0")
 
 
@@ -24,6 +26,7 @@ class AppConfig:
     cache_dir: str = str(Path.home() / ".cache" / "tipr" / "app")
     concurrency: int = 2
     device: str = "auto"
+    upload_limits: UploadLimits = UploadLimits()
 
 
 def _cache_default(env: Mapping[str, str]) -> str:
@@ -55,6 +58,10 @@ def build_parser(app_dir: str | os.PathLike, env: Mapping[str, str]) -> argparse
                    help="requests run at once; the rest wait in the queue [env TIPR_CONCURRENCY; default 2]")
     p.add_argument("--device", default=env.get("TIPR_DEVICE", "auto"),
                    help="cpu, cuda, cuda:1 or auto [env TIPR_DEVICE; default auto]")
+    p.add_argument("--upload_limit", action="append", metavar="NAME=VALUE",
+                   default=[s for s in env.get("TIPR_UPLOAD_LIMITS", "").split(",") if s.strip()],
+                   help="change one limit on users' uploads, e.g. max_pixels=40000000 (repeat the flag for more; "
+                        "docs/app.md lists them) [env TIPR_UPLOAD_LIMITS, comma-separated]")
     return p
 
 
@@ -67,9 +74,14 @@ def parse_args(argv: Sequence[str] | None = None, *, app_dir: str | os.PathLike 
         parser.error(f"--port must be between 1 and 65535, got {args.port}")
     if args.concurrency < 1:
         parser.error(f"--concurrency must be >= 1, got {args.concurrency}")
+    try:
+        upload_limits = UploadLimits.parse(args.upload_limit)
+    except ValueError as err:
+        parser.error(str(err))
     generator = None if str(args.generator).strip().lower() in NO_GENERATOR else args.generator
     return AppConfig(model=args.model, gallery=args.gallery, generator=generator, host=args.host, port=args.port,
-                     cache_dir=args.cache_dir, concurrency=args.concurrency, device=args.device)
+                     cache_dir=args.cache_dir, concurrency=args.concurrency, device=args.device,
+                     upload_limits=upload_limits)
 
 
 def launch(config: AppConfig, *, block: bool = True, quiet: bool = False):

@@ -6,7 +6,6 @@ gallery, pandas tables, Markdown), and raise the app's user errors; ``tipr.app.u
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,7 +18,8 @@ from tipr.app.completion import CompletionError, complete_image
 from tipr.app.gallery_source import GallerySource
 from tipr.app.ranks import rank_text
 from tipr.app.search import QUERY_MODES, Hit, Searcher, UserImages
-from tipr.app.uploads import import_images, open_image
+from tipr.app.uploads import LIMITS, UploadLimits, UploadStore, open_upload
+from tipr.data.images import read_image
 from tipr.ecca.config import ECCAConfig
 
 GalleryItems = list[tuple[str, str]]
@@ -96,26 +96,14 @@ def search(searcher: Searcher, query: str, k: int, method: str, user: UserImages
 
 
 def add_images(searcher: Searcher, files: Sequence[str], user: UserImages | None,
-               uploads_root: Path) -> tuple[UserImages, str]:
-    """Decode, store and embed a session's uploaded images; raises UploadError when none is usable."""
-    paths, problems = import_images(list(files or []), Path(uploads_root) / uuid.uuid4().hex[:12])
-    feats = searcher.encoder.images([open_image(p) for p in paths])
+               store: UploadStore) -> tuple[UserImages, str]:
+    """Decode, store and embed a session's uploaded images (embedded as evaluation reads images); raises
+    UploadError when none is usable or the session or the app holds all it may."""
+    paths, problems = store.add(list(files or []), held=len(user or ()))
+    feats = searcher.encoder.images([read_image(p) for p in paths])
     user = (user or UserImages()).add([str(p) for p in paths], feats)
     msg = f"Added {len(paths)} image(s); your own images: {len(user)}. They are searched with the gallery."
     return user, "\n\n".join(x for x in (msg, notes_markdown(problems)) if x)
-
-
-def delete_user_images(user: UserImages | None) -> None:
-    """Remove a session's stored images (and their folders once empty)."""
-    folders = set()
-    for path in getattr(user, "paths", ()):
-        Path(path).unlink(missing_ok=True)
-        folders.add(Path(path).parent)
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:  # not empty: another upload of the session still lives there
-            pass
 
 
 def behind_gea(searcher: Searcher, query: str, seed: int, steps: int, k: int, show: Show = _same
@@ -141,21 +129,22 @@ def behind_gea(searcher: Searcher, query: str, seed: int, steps: int, k: int, sh
     return cmp.generated, without, with_, table, "\n\n".join(x for x in (summary, notes_markdown(cmp.notes)) if x)
 
 
-def complete(searcher: Searcher, ecca: ECCAConfig, choice: str | None, upload: str | None
+def complete(searcher: Searcher, ecca: ECCAConfig, choice: str | None, upload: str | None,
+             limits: UploadLimits = LIMITS
              ) -> tuple[Image.Image, str, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """ECCA's completion of a captionless gallery image (``choice``) or an uploaded one: the image, a summary,
     HSNG's neighbours with their FMC weights, the weights as a chart table, and the nearest captions and phrases."""
     index = searcher.index
     src = index.source
     if upload:
-        image = open_image(upload)
+        image = open_upload(upload, limits=limits)
         row, feature, label = None, searcher.encoder.images([image])[0], f"your image {Path(upload).name}"
     elif choice:
         rows = {src.relative(i): i for i in src.captionless}  # the choices offered
         if choice not in rows:
             raise CompletionError(f"{choice!r} is not an image of this gallery; pick one from the list")
         row = rows[choice]
-        image = open_image(src.image_paths[row])
+        image = read_image(src.image_paths[row])
         feature, label = index.vectors([row])[0], choice
     else:
         raise CompletionError("Pick a captionless gallery image from the list or upload an image.")

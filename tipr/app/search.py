@@ -16,7 +16,7 @@ from tipr.app.encoder import Encoder
 from tipr.app.gallery_index import GalleryIndex
 from tipr.app.intermediate import Imaginer
 from tipr.app.ranks import rank_among
-from tipr.app.uploads import open_image
+from tipr.data.images import read_image
 from tipr.gea.config import GEAConfig
 
 # how a query is searched (not a training method): the names the API and the UI take
@@ -151,7 +151,7 @@ class Searcher:
                             None if gen is None else gen.mask)
 
         def fetch(positions: torch.Tensor) -> torch.Tensor:
-            return self.encoder.image_tokens([self._path(int(rows[i]), user) for i in positions], open_image)
+            return self.encoder.image_tokens([self._path(int(rows[i]), user) for i in positions], read_image)
 
         merged = rerank_top_k(self.encoder.model.gif, query, torch.from_numpy(scores.astype(np.float32))[None], fetch,
                               top_k=self.rerank_top_k, weight=self.rerank_weight)

@@ -36,6 +36,7 @@ CSS = """
                                white-space: normal; overflow: visible; text-overflow: clip;
                                overflow-wrap: anywhere; line-height: 1.25; opacity: 0.9; }
 """
+RAW_UPLOADS_CACHE = (600, 3600)  # gradio deletes its raw upload copies older than an hour, every 10 minutes
 
 
 def _user_errors():
@@ -56,9 +57,9 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except _user_errors() as err:
-            log.info("refused: %s", err)
-            raise gr.Error(str(err), title="Cannot do that") from None
+        except _user_errors() as err:  # the user's mistake: one log line, no traceback
+            log.info("%s refused: %s", fn.__name__, str(err)[:300])
+            raise gr.Error(str(err), title="Cannot do that", print_exception=False) from None
         except Exception as err:
             log.exception("%s failed", fn.__name__)
             raise gr.Error(f"Something went wrong ({type(err).__name__}: {err}). The app is still running; "
@@ -68,7 +69,8 @@ def friendly(fn):
 
 
 def served_folders(config) -> dict[str, Path]:
-    """The folders the app serves from: images it has shown, and the sessions' own (uploaded) images."""
+    """The app's folders under its cache: the images it has shown (the only folder served) and the sessions'
+    own images (stored there, served through ``shown`` once they come up in a search)."""
     cache = Path(config.cache_dir).expanduser()
     return {"shown": cache / "shown", "uploads": cache / "uploads"}
 
@@ -95,8 +97,11 @@ def _gallery_source(backend: Backend, config):
 
 def build_demo(backend: Backend, config) -> gr.Blocks:
     """The three tabs, wired to ``backend`` (which loads in the background)."""
+    from tipr.app.uploads import UploadStore
+
     folders = served_folders(config)
     show = ShownImages(folders["shown"])
+    store = UploadStore(folders["uploads"], config.upload_limits)  # removes what ended runs left
     gr.set_static_paths([str(show.root)])
 
     # ------------------------------------------------------------------------------ bindings
@@ -118,21 +123,25 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
     def search_example(query, k, method):
         return handlers.search(backend.wait(), query, k, method, show=show)
 
+    @friendly
     def add_images(files, user):
         from tipr.app.uploads import UploadError
 
         try:
             paths = [getattr(f, "name", f) for f in (files or [])]
-            user, message = handlers.add_images(backend.wait(), paths, user, folders["uploads"])
+            user, message = handlers.add_images(backend.wait(), paths, user, store)
         except (UploadError, BackendError) as err:  # said once, next to the upload box; the box is emptied
-            log.info("refused upload: %s", err)
+            log.info("add_images refused: %s", str(err)[:300])
             return user, f"⚠️ Nothing was added: {err}", None
         return user, message, None
 
+    def forget_user_images(user):
+        show.forget(getattr(user, "paths", ()))
+        store.remove(getattr(user, "paths", ()))
+
     @friendly
     def clear_images(user):
-        show.forget(getattr(user, "paths", ()))
-        handlers.delete_user_images(user)
+        forget_user_images(user)
         return UserImages(), "Your own images were removed."
 
     @friendly
@@ -141,14 +150,11 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
 
     @friendly
     def complete(choice, upload):
-        return handlers.complete(backend.wait(), backend.ecca, choice, getattr(upload, "name", upload))
-
-    def forget_user_images(user):
-        show.forget(getattr(user, "paths", ()))
-        handlers.delete_user_images(user)
+        return handlers.complete(backend.wait(), backend.ecca, choice, getattr(upload, "name", upload),
+                                 store.limits)
 
     # ------------------------------------------------------------------------------ layout
-    with gr.Blocks(title="tipr: text-to-image person retrieval") as demo:
+    with gr.Blocks(title="tipr: text-to-image person retrieval", delete_cache=RAW_UPLOADS_CACHE) as demo:
         gr.Markdown("# tipr — find a person by a sentence\nECCA and GEA text-to-image person retrieval "
                     f"({docs_link()}).", elem_id="title")
         status_md = gr.Markdown(backend.status_markdown(), label="status", elem_id="status")
@@ -216,7 +222,8 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
                 pick = gr.Dropdown(choices=handlers.captionless_choices(source) if source else [], value=None,
                                    label="Captionless gallery image",
                                    allow_custom_value=True, scale=3, elem_id="pick")
-                upload = gr.File(label="…or upload an image", file_types=["image"], scale=2, height=110,
+                # no file_types: gradio's own check logs a traceback, the decoder names a non-image clearly
+                upload = gr.File(label="…or upload an image", scale=2, height=110,
                                  elem_id="upload")
             complete_btn = gr.Button("Complete its text feature", variant="primary", elem_id="complete-button")
             with gr.Row():

@@ -25,6 +25,7 @@ import re
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -270,13 +271,24 @@ def _render_job(job: tuple[int, str], **kwargs: Any) -> list[dict[str, Any]]:
 
 
 def summary(records: list[dict[str, Any]], seconds: float, dataset: Path) -> str:
-    """A table of identities, images and captions per split."""
+    """A table per split: identities, images, captions, images per person (mean, min-max), words per caption;
+    and how many captions CLIP's tokenizer cuts at 77 tokens."""
+    import open_clip
+
+    from tipr.data.text_context import long_captions
+
     rows = [f"SynthPEDES written to {dataset} in {seconds:.1f} s",
-            f"{'split':<6} {'ids':>6} {'images':>7} {'captions':>9}"]
+            f"{'split':<6} {'ids':>6} {'images':>7} {'captions':>9} {'images/id':>15} {'words/caption':>14}"]
     for split in ("train", "val", "test"):
         recs = [r for r in records if r["split"] == split]
+        per_id = list(Counter(r["id"] for r in recs).values()) or [0]
+        words = [len(c.split()) for r in recs for c in r["captions"]] or [0]
+        spread = f"{np.mean(per_id):.2f} ({min(per_id)}-{max(per_id)})"
         rows.append(f"{split:<6} {len({r['id'] for r in recs}):>6} {len(recs):>7} "
-                    f"{sum(len(r['captions']) for r in recs):>9}")
+                    f"{sum(len(r['captions']) for r in recs):>9} {spread:>15} {np.mean(words):>14.1f}")
+    long = long_captions(open_clip.get_tokenizer("ViT-B-16"), [c for r in records for c in r["captions"]])
+    rows.append(f"captions beyond CLIP's {long.context_length} tokens: {long.count} of {long.total} distinct "
+                f"(longest {long.longest} tokens)")
     return "\n".join(rows)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tipr.data.datasets import read_image
+from tipr.data.images import read_image
 
 PRECISIONS = {"no": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -48,7 +48,7 @@ class ImageFiles(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, bool]:
         try:
             pixels = self.transform(read_image(self.paths[i]))
-        except (OSError, ValueError):
+        except OSError:  # UnreadableImage, FileNotFoundError: left out of the index and named in its manifest
             return torch.zeros(self._blank_shape()), False
         return pixels, True
 

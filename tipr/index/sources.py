@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+from tipr.data.images import IMAGE_SUFFIXES
+
 DATASET_FORMATS = ("cuhk-pedes", "icfg-pedes", "rstpreid")
 
 
