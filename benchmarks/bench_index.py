@@ -131,7 +131,8 @@ def table(rows: list[dict], k: int) -> str:
         index = r["factory"] + (f", nprobe {r['nprobe']}" if r["nprobe"] else "") + (
             f", re-score top {r['rescore']}k" if r["rescore"] else "")
         lines.append(f"| {r['gallery']} | {r['images']:,} | {index} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
-                     f"{r[f'recall@{k}']:.3f} | {r['rss_mb']:.0f} | {r['first_answer_s']:.1f} ({r['first_answer_cpu_s']:.1f}) |")
+                     f"{r[f'recall@{k}']:.3f} | {r['rss_mb']:.0f} | {r['first_answer_s']:.1f} "
+                     f"({r['first_answer_cpu_s']:.1f}) |")
     return head + "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tipr.index.build import default_factory, is_lossy, nlist_for
-from tipr.index.folder import IndexError_, open_index
+from tipr.index.folder import IndexFolderError, open_index
 from tipr.index.indexer import assemble, embed_shards, plan
 from tipr.index.shards import SUFFIX
 from tipr.index.sources import GalleryListError, list_gallery
@@ -218,14 +218,14 @@ def test_approximate_indexes_memory_mapped_and_rescored(tmp_path, factory):
 
 
 def test_open_index_refuses_other_models_and_other_folders(model, gallery, tmp_path):
-    with pytest.raises(IndexError_, match="not a tipr index folder"):
+    with pytest.raises(IndexFolderError, match="not a tipr index folder"):
         open_index(gallery)
     out = tmp_path / "index"
     _index(model, gallery, out)
-    with pytest.raises(IndexError_, match="built with the model test-model"):
+    with pytest.raises(IndexFolderError, match="built with the model test-model"):
         open_index(out, model_fingerprint="another@123")
     (out / "manifest.json").write_text("{")
-    with pytest.raises(IndexError_, match="unreadable"):
+    with pytest.raises(IndexFolderError, match="unreadable"):
         open_index(out)
 
 
@@ -284,9 +284,15 @@ def test_two_processes_write_the_index_one_process_writes(synth, tmp_path):
 def test_bench_index_runs_tiny(tmp_path):
     out = tmp_path / "bench.md"
     _run([sys.executable, "benchmarks/bench_index.py", "--synthetic_sizes", "600", "--real_images", "12",
-          "--image_size", "64", "32", "--queries", "12", "--app_size", "700", "--work", str(tmp_path / "work"), "--out", str(out)])
-    lines = out.read_text().splitlines()
-    rows = [line.split("|")[1:-1] for line in lines if line.startswith("| synthetic") or line.startswith("| Synth")]
+          "--image_size", "64", "32", "--queries", "12", "--app_size", "700", "--work", str(tmp_path / "work"),
+          "--out", str(out)])
+    index_part, app_part = out.read_text().split("python app.py --gallery")
+    rows = [line.split("|")[1:-1] for line in index_part.splitlines() if line.startswith("| S")
+            or line.startswith("| s")]
     assert [r[1].strip() for r in rows] == ["600", "12"]
     assert all(float(r[5]) == 1.0 for r in rows)  # Flat at this size: exact
     assert all(0 < float(r[3]) <= float(r[4]) for r in rows)
+    served = [line.split("|")[1:-1] for line in app_part.splitlines() if line.startswith("| synthetic")]
+    assert len(served) == 1 and served[0][1].strip() == "700"
+    wall, cpu = (float(x) for x in served[0][2].replace("(", " ").replace(")", " ").split())
+    assert 0 < cpu and 0 < wall < 300 and 0 < float(served[0][3]) <= float(served[0][4])

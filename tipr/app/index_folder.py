@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tipr.app.gallery_index import GalleryIndex
 from tipr.app.gallery_source import GalleryError, GallerySource
-from tipr.index.folder import IndexError_, open_index
+from tipr.index.folder import IndexFolderError, open_index
 
 log = logging.getLogger("tipr.app")
 
@@ -19,7 +19,7 @@ def load_index_folder(path: str | os.PathLike, *, model_fingerprint: str) -> Gal
     compresses), its memory-mapped features are the image features."""
     try:
         index = open_index(path, model_fingerprint=model_fingerprint)
-    except IndexError_ as err:
+    except IndexFolderError as err:
         raise GalleryError(str(err)) from None
     root = str(index.root)
     text = index.text

@@ -24,7 +24,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="the index folder to write or update")
     p.add_argument("--index", default=None,
                    help="a faiss factory string (Flat, IVF4096,Flat, HNSW32, IVF4096,PQ64, ...); default by gallery "
-                        "size: Flat below 50k images, IVF{n},Flat below 500k, IVF{n},PQ{d/8} with exact re-scoring above")
+                        "size: Flat below 50k images, IVF{n},Flat below 500k, IVF{n},PQ{d/8} with exact re-scoring "
+                        "above")
     p.add_argument("--nprobe", type=int, default=None, help="inverted lists visited per query (IVF indexes)")
     p.add_argument("--batch_size", type=int, default=64, help="images per forward pass")
     p.add_argument("--num_workers", type=int, default=2, help="DataLoader processes decoding images")

@@ -64,7 +64,8 @@ def synthetic_index(out: Path, size: int, dim: int, *, factory: str | None = Non
         from tipr.index.folder import read_manifest, write_json
 
         manifest = read_manifest(out)
-        (out / manifest["build"] / "images.txt").write_text("".join(f"{images[i % len(images)]}\n" for i in range(size)))
+        shown = "".join(f"{images[i % len(images)]}\n" for i in range(size))
+        (out / manifest["build"] / "images.txt").write_text(shown, encoding="utf-8")
         write_json(out / "manifest.json", {**manifest, "root": str(Path(root).resolve()), "root_relative": None})
     return out
 
@@ -93,8 +94,10 @@ def app_first_answer(folder: str | os.PathLike, model: str, *, queries: Sequence
         try:
             client = None
             while client is None:
-                if proc.poll() is not None or time.perf_counter() - started > timeout:
-                    raise RuntimeError(f"app.py did not serve {folder}: {proc.stderr.read()[-3000:] if proc.poll() is not None else 'timeout'}")
+                if proc.poll() is not None:
+                    raise RuntimeError(f"app.py did not serve {folder}: {proc.stderr.read()[-3000:]}")
+                if time.perf_counter() - started > timeout:
+                    raise RuntimeError(f"app.py did not serve {folder} within {timeout} s")
                 try:
                     client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
                 except Exception:  # not up yet

@@ -35,7 +35,7 @@ MANIFEST = "manifest.json"
 SHARDS = "shards"
 
 
-class IndexError_(ValueError):
+class IndexFolderError(ValueError):
     """An index folder cannot be read or used; the message says what to do."""
 
 
@@ -59,12 +59,13 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise IndexError_(f"{folder} is not a tipr index folder (no {MANIFEST}); build one with "
-                          f"`python -m tipr.index --model M --gallery G --out {folder}`") from None
+        raise IndexFolderError(f"{folder} is not a tipr index folder (no {MANIFEST}); build one with "
+                               f"`python -m tipr.index --model M --gallery G --out {folder}`") from None
     except (OSError, ValueError) as err:
-        raise IndexError_(f"{folder / MANIFEST} is unreadable ({err}); build the index again") from None
+        raise IndexFolderError(f"{folder / MANIFEST} is unreadable ({err}); build the index again") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise IndexError_(f"{folder / MANIFEST} is not a {FORMAT} manifest; build the index again with this tipr")
+        raise IndexFolderError(f"{folder / MANIFEST} is not a {FORMAT} manifest; "
+                               f"build the index again with this tipr")
     return manifest
 
 
@@ -158,10 +159,11 @@ class IndexFolder:
             self._rows = _RowReader(build / "features.npy", self.features)
             self.index = read_faiss(build / "index.faiss", self.manifest["factory"])
         except (OSError, ValueError, RuntimeError) as err:
-            raise IndexError_(f"the index folder {self.folder} is incomplete or corrupt ({err}); build it again") from None
+            raise IndexFolderError(f"the index folder {self.folder} is incomplete or corrupt ({err}); "
+                                   f"build it again") from None
         if not (len(self.images) == len(self.pids) == len(self.features) == self.index.ntotal):
-            raise IndexError_(f"the index folder {self.folder} is inconsistent ({len(self.images)} images, "
-                              f"{len(self.features)} features, {self.index.ntotal} indexed); build it again")
+            raise IndexFolderError(f"the index folder {self.folder} is inconsistent ({len(self.images)} images, "
+                                   f"{len(self.features)} features, {self.index.ntotal} indexed); build it again")
         self.root = self._root()
         self.rescore = int(self.manifest.get("rescore", 0)) if is_lossy(self.manifest["factory"]) else 0
         nprobe = self.manifest.get("nprobe")
@@ -235,7 +237,7 @@ def open_index(folder: str | os.PathLike, *, model_fingerprint: str | None = Non
     """Load an index folder; with ``model_fingerprint``, refuse one built with another model."""
     index = IndexFolder(folder)
     if model_fingerprint is not None and index.model != model_fingerprint:
-        raise IndexError_(f"the index {index.folder} was built with the model {index.model}, not {model_fingerprint}; "
-                          f"pass that model or build the index again with "
-                          f"`python -m tipr.index --model M --gallery {index.root} --out {index.folder}`")
+        raise IndexFolderError(f"the index {index.folder} was built with the model {index.model}, not "
+                               f"{model_fingerprint}; pass that model or build the index again with "
+                               f"`python -m tipr.index --model M --gallery {index.root} --out {index.folder}`")
     return index
