@@ -173,6 +173,15 @@ def test_default_factory_by_gallery_size(n, dim, factory):
     assert default_factory(n, dim) == factory
 
 
+@pytest.mark.parametrize("factory, nprobe", [("IVF4,Flat", 4), ("IVF64,Flat", 8), ("IVF1024,Flat", 32)])
+def test_default_nprobe_is_a_32nd_of_the_lists_at_least_8(factory, nprobe):
+    import faiss
+
+    from tipr.index.build import default_nprobe, new_index
+
+    assert default_nprobe(new_index(factory, 8)) == nprobe and default_nprobe(faiss.IndexFlatIP(8)) is None
+
+
 def test_nlist_and_lossy():
     assert [nlist_for(n) for n in (1, 100_000, 1_000_000)] == [4, 1024, 4096]
     assert is_lossy("IVF64,PQ8") and is_lossy("OPQ16,IVF64,PQ16") and is_lossy("IVF64,SQ8")

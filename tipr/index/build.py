@@ -47,7 +47,7 @@ def default_nprobe(index) -> int | None:
     import faiss
 
     ivf = faiss.try_extract_index_ivf(index)
-    return None if ivf is None else max(8, min(ivf.nlist, ivf.nlist // 32))
+    return None if ivf is None else min(ivf.nlist, max(8, ivf.nlist // 32))
 
 
 def is_lossy(factory: str) -> bool:
