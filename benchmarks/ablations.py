@@ -265,9 +265,10 @@ def main() -> None:
     lines = [f"<!-- written by `{command}`; do not edit by hand -->", ""]
     def variants(table_of: dict[str, list[str]], setting: str, extra: list[str] = ()) -> dict[str, list[dict]]:
         from tipr.generation import model_fingerprint
+        from tipr.models.method import Method
 
         def one(flags: list[str], seed: int, name: str) -> dict:
-            gea = "gea" in flags[1]  # runs that read generated images are redone when the generator changes
+            gea = Method(flags[flags.index("--method") + 1]).uses_gea  # redone when the generator changes
             return train(work, name, common + ["--setting", setting, "--seed", str(seed)] + flags + (
                 list(extra) if gea else []), model_fingerprint(args.generator) if gea else "")
         return {name: [one(flags, seed, name) for seed in args.seeds] for name, flags in table_of.items()}

@@ -6,6 +6,7 @@ one search at a time, then many at once. Targets on 2 CPU cores: p50 < 100 ms al
 """
 
 import argparse
+import json
 import os
 import socket
 import subprocess
@@ -36,7 +37,7 @@ def start_app(extra: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_PROFILING": "1",
            "TIPR_CACHE_DIR": tempfile.mkdtemp(prefix="tipr-bench-")}
     proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--port", str(port), *extra.split()], cwd=REPO,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -63,6 +64,25 @@ def report(name: str, seconds: list[float]) -> None:
           f"max {ms.max():.0f} ms")
 
 
+def server_phases(url: str) -> None:
+    """Median milliseconds per phase of the requests so far, as the server measured them (GRADIO_PROFILING=1)."""
+    try:
+        with urllib.request.urlopen(url + "gradio_api/profiling/summary", timeout=10) as response:
+            phases = json.load(response)["phases"]
+    except (OSError, ValueError, KeyError):
+        print("server phases: unavailable (start the app with GRADIO_PROFILING=1)")
+        return
+    print("server phases, p50 ms: " + "  ".join(f"{name} {p['p50']:.1f}" for name, p in phases.items()
+                                                 if name != "streaming_diff"))
+
+
+def clear_phases(url: str) -> None:
+    try:
+        urllib.request.urlopen(urllib.request.Request(url + "gradio_api/profiling/clear", method="POST"), timeout=10)
+    except OSError:
+        pass
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     proc, url = (None, args.url) if args.url else start_app(args.app_args)
@@ -71,8 +91,11 @@ def main(argv=None) -> None:
         client.predict(api_name="/status")  # waits until the model and gallery are loaded
         for i in range(3):  # warm-up
             timed_search(client, f"warm-up query {i}", args.k)
+        clear_phases(url)
         seq = [timed_search(client, f"a person in a red coat number {i}", args.k) for i in range(args.sequential)]
         report("one at a time", seq)
+        server_phases(url)
+        clear_phases(url)
 
         clients = [Client(url, verbose=False, download_files=False) for _ in range(args.concurrent)]
         with ThreadPoolExecutor(args.concurrent) as pool:
@@ -82,6 +105,7 @@ def main(argv=None) -> None:
             wall = time.perf_counter() - start
         report(f"{args.concurrent} at once", conc)
         print(f"{args.concurrent} at once: all done in {wall:.1f} s")
+        server_phases(url)
     finally:
         if proc is not None:
             proc.terminate()

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import torch
 
+from tipr.models.method import METHODS, Method
 from tipr.training.throughput import HEADER, default_data_root, fill_placeholder_cache, measure_in_child
-
-METHODS = ("clip", "ecca", "gea", "ecca+gea")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,7 +51,7 @@ def main(argv=None) -> list:
     identities = args.identities or max(12, math.ceil(max(args.batch_sizes) * steps / (0.3 * 6)) + 5)
     data_root = default_data_root(work, identities, (h, w))
     generator = args.generator
-    if generator is None and any("gea" in m for m in args.methods):
+    if generator is None and any(Method(m).uses_gea for m in args.methods):
         from tipr.generation.tiny_pipeline import TiprTinyText2ImagePipeline
 
         generator = str(work / "tiny-pipeline")
@@ -78,7 +77,7 @@ def main(argv=None) -> list:
                         "--setting", "medium"]
                 if args.backbone == "tipr-tiny":
                     argv = ["--preset", "tiny"] + argv
-                if "gea" in method:
+                if Method(method).uses_gea:
                     argv += ["--generator", generator, "--generation_cache", str(work / "generated")]
                 start = time.perf_counter()
                 cost = measure_in_child(argv, steps=args.steps, warmup_steps=args.warmup_steps, precision=precision,

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from tipr.data import CaptionList, ImageList, load_dataset
 from tipr.metrics import format_table, rank_metrics
 from tipr.models.tipr_model import load_model
-from tipr.training.generated import GeneratedImages, prepare_generated
+from tipr.generation.generated import GeneratedImages, prepare_generated
 
 
 @torch.no_grad()

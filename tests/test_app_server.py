@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+import shutil
+import urllib.error
 import urllib.request
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from tipr.app.ui import EXAMPLE_QUERIES  # noqa: E402
+
 CAPTION = re.compile(r"^#(\d+)( (=|▲\d+|▼\d+))? · -?\d+\.\d\d · (id \d+|yours)$")
 
 
@@ -84,6 +88,8 @@ def servers(tmp_path_factory):
         from tipr.app.testing import build_random_assets
 
         assets = build_random_assets(root / "assets")
+    else:  # a copy, as a fresh clone has it: the test plants a file in it
+        assets["gallery"] = Path(shutil.copytree(assets["gallery"], root / "gallery"))
     main = Server(["--model", str(assets["model"]), "--gallery", str(assets["gallery"]),
                    "--generator", str(assets["generator"])], root / "cache")
     broken = None
@@ -107,7 +113,7 @@ def server(servers):
 @pytest.fixture(scope="module")
 def client(server):
     c = Client(server.url, verbose=False, download_files=False)
-    status, _ = c.predict(api_name="/status")  # waits until the model and gallery are loaded
+    status, _, _ = c.predict(api_name="/status")  # waits until the model and gallery are loaded
     assert "images" in status and "⚠️" not in status, status
     return c
 
@@ -185,7 +191,8 @@ def test_behind_gea_shows_the_generated_image_and_the_moves(client):
 
 
 def test_captionless_completion(client, tmp_path):
-    _, dropdown = client.predict(api_name="/status")
+    _, dropdown, note = client.predict(api_name="/status")
+    assert note == f"{len(dropdown['choices'])} gallery images have no caption: pick one, or upload an image."
     choice = dropdown["choices"][0][1]
     image, summary, neighbours, chart, nearest, phrases = client.predict(choice, api_name="/complete_pick")
     assert choice in summary and "held-out caption" in summary and re.search(r"#\d+\*\* with the image", summary)
@@ -196,6 +203,44 @@ def test_captionless_completion(client, tmp_path):
     assert client.predict(choice, None, api_name="/complete")[1] == summary
     out = client.predict(handle_file(_png(tmp_path / "upload.png", "green")), api_name="/complete_upload")
     assert "your image upload.png" in out[1] and "nearest caption" in out[1]
+
+
+def _http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_only_shown_images_are_served(server, client):
+    gallery_dir = Path(client.predict(api_name="/status")[0].split("gallery `")[1].split("`")[0])
+    gallery_dir = gallery_dir if gallery_dir.is_absolute() else REPO / gallery_dir
+    planted = gallery_dir / "imgs" / "planted-secret.txt"
+    planted.write_text("not for the web")
+    try:
+        results, _, _ = client.predict("a person in a red coat", 3, "text", api_name="/search")
+        shown = results[0]["image"]["path"]
+        # served in place from the app's folder of shown images, not hashed and copied into Gradio's cache each time
+        assert Path(shown).is_relative_to(server.cache / "shown") and all(
+            Path(r["image"]["path"]).parent.parent.parent == server.cache / "shown" for r in results)
+        assert _http_status(server.url + "gradio_api/file=" + shown) == 200
+        name = Path(shown).name
+        assert (gallery_dir / "imgs" / name).read_bytes() == Path(shown).read_bytes()
+        for path in (gallery_dir / "captions.json", gallery_dir / ".tipr-index" / "meta.json", planted,
+                     gallery_dir / "imgs" / name):  # the gallery folder itself is never served, its images neither
+            assert _http_status(server.url + "gradio_api/file=" + str(path)) == 403, path
+    finally:
+        planted.unlink()
+
+
+def test_api_outputs_are_named_and_the_status_line_names_all_three(client):
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    unnamed = {name: [r["label"] for r in info["returns"] if re.fullmatch(r"value_\d+", r["label"])]
+               for name, info in endpoints.items()}
+    assert not any(unnamed.values()), unnamed
+    status = client.predict(api_name="/status")[0]
+    assert re.search(r"Model `[^`]+` .* gallery `[^`]+`: \d+ images.* generator `[^`]+`", status), status
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -214,16 +259,18 @@ def test_odd_queries_are_searched_with_a_note(client, query, note):
     assert len(gallery) == 5 and note in status
 
 
-def test_bad_uploads_get_clear_errors(client, tmp_path):
+def test_bad_uploads_get_clear_errors(server, client, tmp_path):
+    log_start = Path(server.log.name).stat().st_size  # bytes
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    with pytest.raises(AppError, match="notes.txt is not an image"):
-        client.predict([handle_file(text)], api_name="/add_images")
+    status, files = client.predict([handle_file(text)], api_name="/add_images")
+    # said once, next to the upload box, which is emptied so the next upload does not repeat the failed files
+    assert status.startswith("⚠️ Nothing was added") and status.count("notes.txt is not an image") == 1
+    assert files is None
     empty = tmp_path / "empty.zip"
     zipfile.ZipFile(empty, "w").close()
-    with pytest.raises(AppError, match="empty.zip is empty"):
-        client.predict([handle_file(empty)], api_name="/add_images")
-    with pytest.raises(AppError, match="Invalid file type"):  # gradio checks the extension first
+    assert "empty.zip holds no files" in client.predict([handle_file(empty)], api_name="/add_images")[0]
+    with pytest.raises(AppError, match="notes.txt is not an image"):
         client.predict(handle_file(text), api_name="/complete_upload")
     fake = tmp_path / "fake.png"
     fake.write_text("a text file named like an image")
@@ -233,10 +280,13 @@ def test_bad_uploads_get_clear_errors(client, tmp_path):
         client.predict(None, None, api_name="/complete")
     big = tmp_path / "big.jpg"
     Image.new("RGB", (5000, 10000), (30, 30, 200)).save(big, quality=60)  # 50 megapixels
-    status, _ = client.predict([handle_file(big)], api_name="/add_images")
-    assert "Added 1 image(s)" in status
+    status, files = client.predict([handle_file(big)], api_name="/add_images")
+    assert "Added 1 image(s)" in status and files is None
     assert "big.jpg" in client.predict(handle_file(big), api_name="/complete_upload")[1]
     client.predict(api_name="/clear_images")
+    log = Path(server.log.name).read_bytes()[log_start:].decode()  # one line per refused input, no traceback
+    assert len(re.findall(r"tipr.app INFO \w+ refused: ", log)) == 5 and "Traceback" not in log, log
+    assert str(tmp_path) not in log
 
 
 def test_twenty_concurrent_searches_all_complete(server):
@@ -255,7 +305,7 @@ def test_missing_model_is_reported_and_the_app_keeps_serving(servers):
     broken = servers[1]
     broken.wait_http()
     c = Client(broken.url, verbose=False, download_files=False)
-    status, _ = c.predict(api_name="/status")
+    status, _, _ = c.predict(api_name="/status")
     assert "Could not load the model" in status and "does not exist" in status
     with pytest.raises(AppError, match="Could not load the model.*no-such-model"):
         c.predict("a man", 5, "text", api_name="/search")
@@ -283,10 +333,24 @@ def test_browser_runs_each_tab(server, client, tmp_path):
             page.goto(server.url)
             page.wait_for_selector("#status :text('captionless')")
 
-            page.get_by_text("A man in a white t-shirt and black shorts").click()  # an example, cached lazily
-            page.wait_for_selector("#search-status :text('With GEA')")
-            assert page.locator("#results .thumbnail-item").count() == 10
-            assert any((server.cache / "examples").rglob("*.csv"))
+            assert "github.com/tipr-project" not in page.content()
+            # every table shows its own headers before any action, not gradio's placeholders "1 2 3"
+            page.get_by_role("tab", name="Behind GEA").click()
+            assert "rank without" in page.inner_text("#gea-table")
+            page.get_by_role("tab", name="Search").click()
+
+            for example, method in zip(EXAMPLE_QUERIES, ["Text only", "With GEA", "GIF re-ranking", "Text only"]):
+                page.get_by_text(example[:40]).first.click()
+                page.wait_for_selector(f"#search-status :text('{method}')")
+                page.wait_for_function("document.querySelectorAll('#results .thumbnail-item').length === 10")
+                assert page.locator("#results .error, #results :text('Error')").count() == 0
+                page.fill("#query textarea", "")  # the next example must fill it again
+            # every result's caption is shown whole (rank, score and person id), not cut with an ellipsis
+            labels = page.eval_on_selector_all(
+                "#results .caption-label",
+                "els => els.map(e => [e.innerText, e.scrollWidth <= e.clientWidth + 1, "
+                "e.getBoundingClientRect().bottom <= e.closest('.thumbnail-item').getBoundingClientRect().bottom + 1])")
+            assert len(labels) == 10 and all(CAPTION.match(t) and fits and inside for t, fits, inside in labels), labels
 
             page.fill("#query textarea", "a woman in a red coat with a black bag")
             page.get_by_label("GIF re-ranking").check()

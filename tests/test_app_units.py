@@ -1,12 +1,8 @@
-"""The app's parts without a server: query cleaning, uploads, gallery index reuse, completion, ranking, flags."""
+"""The app's parts without a server: query cleaning, gallery index reuse, completion, ranking, flags."""
 
-import io
 import json
 import os
 import socket
-import struct
-import time
-import zipfile
 import zlib
 from pathlib import Path
 
@@ -22,7 +18,6 @@ from tipr.app.index_store import INDEX_DIRNAME, cache_index_dir
 from tipr.app.cli import parse_args
 from tipr.app.completion import CompletionError, complete_image, rank_of
 from tipr.app.search import MAX_QUERY_CHARS, QueryError, Searcher, UserImages, clean_query
-from tipr.app.uploads import UploadError, import_images, open_image
 
 
 # ------------------------------------------------------------------------------------------------ queries
@@ -44,63 +39,6 @@ def test_clean_query(text, expected, note):
     cleaned, notes = clean_query(text)
     assert cleaned == expected
     assert (note is None and notes == []) or (note is not None and note in " ".join(notes))
-
-
-# ------------------------------------------------------------------------------------------------ uploads
-def _png_header_only(path: Path, width: int, height: int) -> Path:
-    """A PNG whose header claims width x height (a decompression bomb's signature) with no pixel data."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
-    return path
-
-
-def test_fifty_megapixel_photo_is_downscaled_quickly(tmp_path):
-    path = tmp_path / "huge.jpg"
-    Image.new("RGB", (5000, 10000), (200, 30, 30)).save(path, quality=70)
-    start = time.perf_counter()
-    image = open_image(path)
-    assert image.size == (256, 512) and image.getpixel((100, 100))[0] > 150
-    assert time.perf_counter() - start < 5.0
-
-
-@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
-@pytest.mark.parametrize("width, height", [(10000, 10000), (30000, 30000)])  # over PIL's warning / error limits
-def test_decompression_bombs_are_refused_before_decoding(tmp_path, width, height):
-    with pytest.raises(UploadError, match="bomb.png.*(megapixels|too large)"):
-        open_image(_png_header_only(tmp_path / "bomb.png", width, height))
-
-
-def test_non_images_and_empty_zips_get_clear_errors(tmp_path):
-    text = tmp_path / "notes.txt"
-    text.write_text("not an image")
-    with pytest.raises(UploadError, match="notes.txt is not an image"):
-        open_image(text)
-    empty = tmp_path / "empty.zip"
-    zipfile.ZipFile(empty, "w").close()
-    with pytest.raises(UploadError, match="empty.zip is empty"):
-        import_images([empty], tmp_path / "out")
-    with pytest.raises(UploadError, match="no file"):
-        import_images([], tmp_path / "out")
-
-
-def test_zip_and_files_import_keeps_images_and_reports_the_rest(tmp_path):
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 128), "blue").save(buf, format="PNG")
-    archive = tmp_path / "mixed.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("../../escape/person.png", buf.getvalue())  # a zip-slip name must not escape
-        zf.writestr("readme.txt", "hello")
-        zf.writestr("broken.jpg", b"\xff\xd8 not really")
-    photo = tmp_path / "photo.png"
-    Image.new("RGB", (1200, 2400), "green").save(photo)
-    stored, problems = import_images([archive, photo], tmp_path / "out")
-    assert [p.parent for p in stored] == [tmp_path / "out"] * 2
-    assert Image.open(stored[0]).size == (64, 128) and Image.open(stored[1]).size == (256, 512)
-    assert len(problems) == 2 and "readme.txt" in problems[0] and "broken.jpg" in problems[1]
-    assert not (tmp_path / "escape").exists()
 
 
 # ------------------------------------------------------------------------------------------------ gallery
@@ -406,3 +344,103 @@ def test_backend_loads_local_assets_without_network(tmp_path, monkeypatch):
                                 cache_dir=str(tmp_path / "cache")))
     with pytest.raises(Exception, match="Could not load the model.*does not exist"):
         missing.wait(timeout=60)
+
+
+# ------------------------------------------------------------------------------------------------ handlers
+def test_search_handler_serves_results_and_names_files_in_full(tmp_path):
+    from tipr.app import handlers
+    from tipr.app.search import Hit
+
+    images = np.array([[1, 0, 0], [0.8, 0.6, 0], [0.1, 0.995, 0]])
+    index = _index(images, np.eye(3), tmp=tmp_path)
+    searcher = Searcher(_StubEncoder([1, 0, 0], [0, 1, 0]), index, _StubImaginer())
+    gallery, generated, note = handlers.search(searcher, "a man", 2, "text", show=lambda p: "/served" + p)
+    assert gallery == [("/served/tmp/0.png", "#1 · 1.00 · id 0"), ("/served/tmp/1.png", "#2 · 0.80 · id 1")]
+    assert generated is None and note == "**Text only**: top 2 of 3 gallery images"
+    long_name = "/g/camera_07/pedestrian_000123_frame_004567.jpg"
+    assert handlers.hit_caption(Hit(rank=3, row=0, score=0.4567, path=long_name, pid=-1, own=False)) == \
+        "#3 · 0.46 · pedestrian_000123_frame_004567.jpg"  # the whole file name, not its first 12 characters
+
+
+def test_captionless_note_says_why_the_list_is_empty(tmp_path):
+    from tipr.app import handlers
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    Image.new("RGB", (8, 16)).save(plain / "a.png")
+    source, _ = gal.read_gallery(plain)
+    assert handlers.captionless_choices(source) == [] and "has no captions" in handlers.captionless_note(source)
+    captioned, _ = gal.read_gallery(_write_gallery(tmp_path / "g"))
+    assert [v for _, v in handlers.captionless_choices(captioned)] == ["imgs/1.png", "imgs/5.png"]
+    assert handlers.captionless_note(captioned).startswith("2 gallery images have no caption")
+
+
+def test_complete_handler_uses_the_models_hsng_settings(tmp_path):
+    from tipr.app import handlers
+    from tipr.ecca.config import ECCAConfig
+
+    e = np.eye(5)
+    images = [e[0] + .5 * e[3], e[0] + .5 * e[4], e[0] + .5 * e[3] + .3 * e[4],
+              e[1] + .3 * e[3], e[1] + .3 * e[4], e[1] + .2 * e[2], e[0] + .6 * e[2]]
+    captions = [e[0] + .1 * e[3], e[0] + .1 * e[4], e[0] + .05 * e[2],
+                e[1] + .1 * e[3], e[1] + .1 * e[4], e[1] + .05 * e[2]]
+    index = _index(images, captions, tmp=tmp_path)
+    for i in range(7):
+        Image.new("RGB", (32, 64), "red").save(tmp_path / f"{i}.png")
+    index.source.image_paths = [str(tmp_path / f"{i}.png") for i in range(7)]
+    searcher = Searcher(_StubEncoder([1, 0, 0, 0, 0], [1, 0, 0, 0, 0]), index)
+    image, summary, neighbours, chart, nearest, phrases = handlers.complete(
+        searcher, ECCAConfig(k=3, k_prime=2), "6.png", None)
+    assert image.size == (32, 64) and "**6.png** — its nearest caption" in summary
+    assert list(neighbours.columns) == handlers.NEIGHBOUR_COLUMNS and len(neighbours) == 2  # k' = 2
+    assert neighbours["caption"].tolist() == ["caption 2", "caption 1"]
+    assert chart["weight"].sum() == pytest.approx(1.0, abs=1e-3) and len(nearest) == 5
+    with pytest.raises(CompletionError, match="Pick a captionless"):
+        handlers.complete(searcher, ECCAConfig(), None, None)
+
+
+def test_shown_images_are_linked_once_and_forgotten(tmp_path):
+    from tipr.app.shown import ShownImages
+
+    Image.new("RGB", (8, 16), "blue").save(tmp_path / "a.png")
+    show = ShownImages(tmp_path / "shown")
+    served = show(tmp_path / "a.png")
+    assert Path(served).is_relative_to(tmp_path / "shown") and Path(served).name == "a.png"
+    assert Path(served).read_bytes() == (tmp_path / "a.png").read_bytes() and show(tmp_path / "a.png") == served
+    assert sorted(p.name for p in (tmp_path / "shown").rglob("*") if p.is_file()) == ["a.png"]
+    show.forget([tmp_path / "a.png"])
+    assert not Path(served).exists() and (tmp_path / "a.png").exists()
+
+
+# ------------------------------------------------------------------------------------------------ noise
+def test_loading_a_model_logs_no_random_init_warning(tmp_path, caplog):
+    from tipr.app.testing import build_random_model
+    from tipr.models.tipr_model import load_model
+
+    build_random_model(tmp_path / "model")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        load_model(tmp_path / "model")
+    assert not [r.getMessage() for r in caplog.records if "initialized randomly" in r.getMessage()]
+
+
+def test_faiss_cpu_variant_probes_stay_out_of_the_log():
+    import subprocess
+    import sys
+
+    code = "from tipr.app.cli import configure_logging; configure_logging(); import faiss, logging; " \
+           "logging.getLogger('tipr.app').info('app line')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert "app line" in out.stderr and "ModuleNotFoundError" not in out.stderr, out.stderr
+
+
+def test_the_torchvision_hook_build_folder_is_ignored():
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "check-ignore", "-q", "tools/torchvision_hook/build/lib/tipr_torchvision_hook.py"],
+                             cwd=repo)
+    assert ignored.returncode == 0

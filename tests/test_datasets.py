@@ -109,7 +109,7 @@ def test_bad_images_are_named(tmp_path):
     images = ImageList([tmp_path / "absent.png", broken], build_transform((16, 8)))
     with pytest.raises(FileNotFoundError, match="absent.png does not exist"):
         images[0]
-    with pytest.raises(OSError, match="cannot read image .*broken.png"):
+    with pytest.raises(OSError, match="broken.png is not an image"):
         images[1]
 
 

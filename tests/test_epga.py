@@ -42,8 +42,8 @@ def _clustered_pairs(batch=48, k=6, dim=16, noise=0.2, seed=0):
 def test_epga_lower_for_aligned_than_shuffled_pairs(seed):
     img, txt, centres = _clustered_pairs(seed=seed)
     shuffled = txt[torch.randperm(len(txt), generator=torch.Generator().manual_seed(seed))]
-    aligned = epga_loss(img, txt, centres, tau=0.1)
-    assert aligned < epga_loss(img, shuffled, centres, tau=0.1) - 0.5
+    aligned = epga_loss(img, txt, centres, tau=0.1, sinkhorn_iters=3, epsilon=0.05)
+    assert aligned < epga_loss(img, shuffled, centres, tau=0.1, sinkhorn_iters=3, epsilon=0.05) - 0.5
 
 
 def test_epga_is_symmetric_and_trains_prototypes():
@@ -51,12 +51,12 @@ def test_epga_is_symmetric_and_trains_prototypes():
     prototypes = UnifiedPrototypes(num_prototypes=6, dim=16)
     assert torch.allclose(prototypes().norm(dim=1), torch.ones(6))
     img.requires_grad_(True)
-    loss = epga_loss(img, txt, prototypes(), tau=0.02)
-    assert torch.allclose(loss, epga_loss(txt, img, prototypes(), tau=0.02))
+    loss = epga_loss(img, txt, prototypes(), tau=0.02, sinkhorn_iters=3, epsilon=0.05)
+    assert torch.allclose(loss, epga_loss(txt, img, prototypes(), tau=0.02, sinkhorn_iters=3, epsilon=0.05))
     loss.backward()
     assert img.grad.abs().sum() > 0 and prototypes.weight.grad.abs().sum() > 0
 
 
 def test_epga_bad_shapes():
     with pytest.raises(ValueError, match="prototypes"):
-        epga_loss(torch.randn(4, 8), torch.randn(4, 8), torch.randn(3, 7))
+        epga_loss(torch.randn(4, 8), torch.randn(4, 8), torch.randn(3, 7), tau=0.02, sinkhorn_iters=3, epsilon=0.05)

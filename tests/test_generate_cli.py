@@ -74,3 +74,21 @@ def test_interrupted_run_resumes(monkeypatch, data_root, tmp_path, capsys):
 def test_unknown_split_is_rejected(data_root):
     with pytest.raises(ValueError, match="unknown split"):
         split_captions(load_dataset("cuhk-pedes", data_root), "dev")
+
+
+def test_unfinished_files_of_a_killed_run_are_swept_at_start(monkeypatch, data_root, tmp_path, capsys):
+    import os
+    import time
+
+    cache = GenerationCache(tmp_path / "cache")
+    (cache.root / "ab").mkdir()
+    killed = cache.root / "ab" / ".abcdef12-x1y2.tmp"  # what put() leaves when killed mid-write
+    live = cache.root / "ab" / ".abcdef34-z3w4.tmp"  # another process writing right now
+    for path in (killed, live):
+        path.write_bytes(b"\x89PNG half")
+    old = time.time() - 3600
+    os.utime(killed, (old, old))
+    run(monkeypatch, data_root, cache.root, CountingPipe(), "--split", "test")
+    assert not killed.exists() and live.exists()
+    assert "removed 1 unfinished image file(s)" in capsys.readouterr().out
+    assert len(cache) == 4

@@ -71,10 +71,10 @@ def test_rerank_is_a_permutation_with_consistent_scores(batch_size):
 def test_rerank_callable_single_query_and_zero_weight():
     gif = _gif()
     query, bank, ids, base = _rerank_setup()
-    by_tensor = rerank(gif, query, ids, bank, base)
-    by_fn = rerank(gif, query, ids, lambda c: bank[c], base)
+    by_tensor = rerank(gif, query, ids, bank, base, weight=1.0)
+    by_fn = rerank(gif, query, ids, lambda c: bank[c], base, weight=1.0)
     assert torch.equal(by_tensor[0], by_fn[0]) and torch.allclose(by_tensor[1], by_fn[1])
-    one = rerank(gif, FusionQuery(query.text_tokens[1], None, query.gen_tokens[1]), ids[1], bank, base[1])
+    one = rerank(gif, FusionQuery(query.text_tokens[1], None, query.gen_tokens[1]), ids[1], bank, base[1], weight=1.0)
     assert torch.equal(one[0], by_tensor[0][1]) and torch.allclose(one[1], by_tensor[1][1])
     kept = rerank(gif, query, ids, bank, base, weight=0.0)  # base is sorted: order unchanged
     assert torch.equal(kept[0], ids)
@@ -104,7 +104,8 @@ def test_gif_loss_decreases_on_toy_problem():
 def test_gif_loss_without_admissible_negatives_is_zero():
     gif = _gif()
     x = torch.randn(3, 4, DIM)
-    loss = gif_loss(gif, x, None, None, x, torch.randn(3, 3), torch.zeros(3, dtype=torch.long))
+    loss = gif_loss(gif, x, None, None, x, torch.randn(3, 3), torch.zeros(3, dtype=torch.long), num_negatives=3,
+                    tau=0.015, margin=0.1)
     assert loss.item() == 0.0
 
 
@@ -114,7 +115,7 @@ def test_gif_loss_without_admissible_negatives_is_zero():
         lambda g: g.score(torch.randn(2, 5, DIM), None, None, torch.randn(3, 6, DIM)),
         lambda g: hard_negatives(torch.randn(3, 4), None, 2),
         lambda g: rerank(g, FusionQuery(torch.randn(2, 5, DIM), None, None), torch.zeros(2, 3, dtype=torch.long),
-                         torch.randn(4, 6, DIM), torch.zeros(2, 4)),
+                         torch.randn(4, 6, DIM), torch.zeros(2, 4), weight=1.0),
         lambda g: GIF(dim=DIM, heads=3, layers=1),
     ],
 )

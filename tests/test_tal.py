@@ -51,7 +51,7 @@ def test_tal_zero_when_positives_win_by_far(pids):
 
 def test_tal_no_negative_rows_give_zero_and_finite_grad():
     img = torch.randn(4, 8, requires_grad=True)
-    loss = tal_loss(img, torch.randn(4, 8), torch.zeros(4, dtype=torch.long))
+    loss = tal_loss(img, torch.randn(4, 8), torch.zeros(4, dtype=torch.long), tau=TAU, margin=MARGIN)
     loss.backward()
     assert loss.item() == 0.0 and torch.isfinite(img.grad).all()
 
@@ -68,17 +68,18 @@ def test_tal_from_scores_hand_computed_with_mask():
 
 
 def test_tal_from_scores_row_without_negatives():
-    loss = tal_from_scores(torch.tensor([0.0]), torch.tensor([[1.0]]), neg_mask=torch.tensor([[False]]))
+    loss = tal_from_scores(torch.tensor([0.0]), torch.tensor([[1.0]]), tau=TAU, margin=MARGIN,
+                           neg_mask=torch.tensor([[False]]))
     assert loss.item() == 0.0
 
 
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: tal_loss(torch.randn(3, 4), torch.randn(2, 4)),
-        lambda: tal_loss(torch.randn(3, 4), torch.randn(3, 4), torch.tensor([0, 1])),
-        lambda: tal_loss(torch.randn(3, 4), torch.randn(3, 4), tau=0.0),
-        lambda: tal_from_scores(torch.randn(3), torch.randn(2, 4)),
+        lambda: tal_loss(torch.randn(3, 4), torch.randn(2, 4), tau=TAU, margin=MARGIN),
+        lambda: tal_loss(torch.randn(3, 4), torch.randn(3, 4), torch.tensor([0, 1]), tau=TAU, margin=MARGIN),
+        lambda: tal_loss(torch.randn(3, 4), torch.randn(3, 4), tau=0.0, margin=MARGIN),
+        lambda: tal_from_scores(torch.randn(3), torch.randn(2, 4), tau=TAU, margin=MARGIN),
     ],
 )
 def test_tal_bad_input(call):

@@ -90,3 +90,48 @@ def test_attribute_warm_up_runs_where_the_records_carry_attributes_and_resumes(t
         script.main(argv + ["--max_train_steps", "2", "--resume_from_checkpoint", "latest"])
     assert "restored with the checkpoint" in caplog.text and "text warm-up: 2 steps" not in caplog.text
     assert torch.equal(load_generator(out, steps=2).pipe.text_encoder.text.token_embedding.weight, warmed)
+
+
+def test_checkpoints_are_atomic_and_pruned_and_the_upload_fails_fast_offline(tmp_path, monkeypatch):
+    import pytest
+
+    from tipr.hub import HubUnreachableError
+    from tipr.training.checkpoint import check_checkpoint
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    write_dataset(tmp_path / "data")
+    out = tmp_path / "gen"
+    (out / ".checkpoint-9.tmp").mkdir(parents=True)  # left by a run killed while saving
+    argv = ["--data_root", str(tmp_path / "data"), "--output_dir", str(out), "--max_train_steps", "3",
+            "--train_batch_size", "2", "--report_to", "none", "--resolution", "32x16", "--checkpointing_steps", "1",
+            "--checkpoints_total_limit", "2", "--push_to_hub", "--hub_model_id", "someone/tiny-generator"]
+    with pytest.raises(HubUnreachableError, match="HF_HUB_OFFLINE"):
+        load_script().main(argv)
+    assert (out / "model_index.json").is_file()  # saved before the upload was tried
+    assert sorted(p.name for p in out.glob("*checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+    assert check_checkpoint(out / "checkpoint-3")["state"]["global_step"] == 3
+    (out / "checkpoint-3" / "model.safetensors").write_bytes(b"cut")
+    with pytest.raises(SystemExit, match="checkpoint-3 is corrupt"):
+        load_script().main(argv[:-3] + ["--resume_from_checkpoint", "latest"])
+
+
+def test_ema_is_checkpointed_as_safetensors_and_json_and_resumes_exactly(tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    write_dataset(tmp_path / "data")
+    common = ["--data_root", str(tmp_path / "data"), "--max_train_steps", "2", "--train_batch_size", "2",
+              "--report_to", "none", "--resolution", "32x16", "--checkpointing_steps", "1", "--use_ema",
+              "--ema_decay", "0.5"]
+    straight = load_script().main(common + ["--output_dir", str(tmp_path / "straight")])
+    saved = sorted(p.name for p in (straight / "checkpoint-1").iterdir())
+    assert {"ema.safetensors", "ema.json"} <= set(saved)
+    assert not [n for n in saved if n.startswith("custom_checkpoint")]  # no pickled registered object
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    shutil.copytree(straight / "checkpoint-1", resumed / "checkpoint-1")
+    load_script().main(common + ["--output_dir", str(resumed), "--resume_from_checkpoint", "latest"])
+    a = load_file(straight / "unet" / "diffusion_pytorch_model.safetensors")
+    b = load_file(resumed / "unet" / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)  # the saved UNet is the EMA's

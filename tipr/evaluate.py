@@ -82,10 +82,10 @@ def encode_split(model, split: EvalSplit, *, batch_size: int = 64, device: str |
     device = torch.device(device) if accelerator is None else accelerator.device
     gather = (lambda t: t) if accelerator is None else accelerator.gather_for_metrics
     autocast = accelerator.autocast if accelerator is not None else contextlib.nullcontext
-    gif = getattr(model, "gif", None) if rerank_top_k > 0 else None
+    gif = model.gif if rerank_top_k > 0 else None
     if rerank_top_k > 0 and gif is None:
         raise ValueError(f"re-ranking needs a model with GIF (method gea or ecca+gea, use_gif on); this one is "
-                         f"{getattr(model, 'method', type(model).__name__)!r}")
+                         f"{model.method.value!r}" + ("" if model.gea_config is None else " with use_gif off"))
     transform = model.image_transform(train=False)
     was_training = model.training
     model.eval()
@@ -124,20 +124,15 @@ def encode_split(model, split: EvalSplit, *, batch_size: int = 64, device: str |
 
 
 def _rerank(model, gif, sim, raw, gen, has_gen, bank, top_k):
-    from tipr.gea.gif import FusionQuery, rerank
+    from tipr.gea.gif import FusionQuery, rerank_top_k
 
-    k = min(top_k, sim.shape[1])
-    base, candidates = sim.topk(k, dim=1)
     gen_tokens = gen_mask = None
     if gen is not None:
         gen_tokens = gen.tokens
         gen_mask = gen.mask & has_gen.bool()[:, None]
     query = FusionQuery(raw.tokens, raw.mask, gen_tokens, gen_mask)
-    weight = model.gea_config.rerank_weight if model.gea_config is not None else 1.0
-    ids, final = rerank(gif, query, candidates, lambda i: bank[i.cpu()].to(raw.tokens.dtype), base, weight=weight)
-    # the re-ranked K go first, in their new order; the rest of the gallery keeps the two-tower order
-    lift = sim.max(dim=1, keepdim=True).values - final.min(dim=1, keepdim=True).values + 1.0
-    return sim.scatter(1, ids, final + lift)
+    return rerank_top_k(gif, query, sim, lambda i: bank[i.cpu()].to(raw.tokens.dtype), top_k=top_k,
+                        weight=model.gea_config.rerank_weight)
 
 
 def evaluate(model, split: EvalSplit, *, batch_size: int = 64, device: str | torch.device = "cpu",
@@ -193,7 +188,7 @@ def generated_for(model, captions: Sequence[str], *, generator: str | None, cach
     """Generated images of `captions` for a GEA model (None for other models, or when no generator is found)."""
     if not model.uses_generated_images:
         return None
-    from tipr.training.generated import GeneratedImages, default_generator, prepare_generated
+    from tipr.generation.generated import GeneratedImages, default_generator, prepare_generated
 
     generator = generator or default_generator()
     if generator is None:
@@ -211,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     from tipr.data import load_dataset
     from tipr.data.text_context import report_long_captions
+    from tipr.gea.config import GEAConfig
     from tipr.models.tipr_model import load_model
 
     # with --json, stdout carries the JSON object only (libraries print progress there)
@@ -229,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         if args.rerank_weight is not None and model.gea_config is not None:
             model.gea_config.rerank_weight = args.rerank_weight
         if args.rerank:
-            top_k = args.rerank_top_k or (model.gea_config.rerank_top_k if model.gea_config else 10)
+            top_k = args.rerank_top_k or (model.gea_config or GEAConfig()).rerank_top_k
         metrics = evaluate(model, split, batch_size=args.batch_size, device=device, generated=generated,
                            rerank_top_k=top_k, num_workers=args.num_workers)
     if args.json:

@@ -67,6 +67,9 @@ def main(argv: Sequence[str] | None = None):
     captions = split_captions(dataset, args.split)[:args.limit]
     generator = load_generator(args.generator, device=args.device, guidance_scale=args.guidance_scale)
     cache = GenerationCache(args.cache)
+    stale = cache.remove_stale_temporaries()
+    if stale:
+        print(f"removed {len(stale)} unfinished image file(s) left in {cache.root} by an interrupted run", flush=True)
     print(f"{len(captions)} captions from {dataset.name} {args.split}; {generator}; cache {cache.root}", flush=True)
     stats = generator.fill_cache(captions, cache, seed_base=args.seed, steps=args.steps,
                                  batch_size=args.batch_size, progress=not args.no_progress)

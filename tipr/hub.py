@@ -12,7 +12,11 @@ class HubUnreachableError(ConnectionError):
 
 
 def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    """Whether HF_HUB_OFFLINE is set, now or when huggingface_hub was imported (it reads it once, then)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true",
+                                                                                                      "yes", "on"}
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

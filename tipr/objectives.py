@@ -14,7 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from tipr.data import Partition, TrainRecord
+from tipr.ecca.config import ECCAConfig
+from tipr.gea.config import GEAConfig
 from tipr.models.backbone import Features
+from tipr.models.method import Method
 from tipr.models.tipr_model import TIPRModel
 
 Tensor = torch.Tensor
@@ -50,7 +53,7 @@ class Objective:
     def _gif_loss(model: TIPRModel, txt: Tensor, img: Tensor, txt_raw: Features, img_raw: Features,
                   gen: Features | None, has_gen: Tensor | None, pids: Tensor | None) -> Tensor | None:
         """GIF's fusion score trained with TAL on complete pairs (rows of the given tensors)."""
-        if getattr(model, "gif", None) is None or len(txt) < 2:
+        if model.gif is None or len(txt) < 2:
             return None
         from tipr.gea.gif import gif_loss
 
@@ -68,8 +71,7 @@ class ContrastiveObjective(Objective):
     TAL term. `supervised` lets TAL treat every pair of an identity as positive; otherwise only the own pair.
     """
 
-    def __init__(self, model: TIPRModel, *, loss: str = "tal", supervised: bool = True, tau: float = 0.015,
-                 margin: float = 0.1):
+    def __init__(self, model: TIPRModel, *, loss: str, supervised: bool, tau: float, margin: float = 0.0):
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
         self.loss, self.supervised, self.tau, self.margin = loss, supervised, tau, margin
@@ -91,7 +93,9 @@ class ContrastiveObjective(Objective):
             losses = {"tal": tal_loss(img, txt, pids, tau=self.tau, margin=self.margin)}
         else:
             losses = {"infonce": info_nce(img, txt, self.tau)}
-        total = losses[self.loss] * (model.gea_config.w_tal if model.gea_config else 1.0)
+        total = losses[self.loss]
+        if model.gea_config is not None:
+            total = model.gea_config.w_tal * total
         gif = self._gif_loss(model, txt, img, txt_raw, img_raw, gen, has_gen, pids)
         if gif is not None:
             losses["gif"] = gif
@@ -225,7 +229,7 @@ class ECCAObjective(Objective):
         complete = has_img & has_txt
         complete_img = complete[has_img]
         complete_txt = complete[has_txt]
-        if getattr(model, "gif", None) is not None and int(complete.sum()) >= 2:
+        if model.gif is not None and int(complete.sum()) >= 2:
             gen_c = None if gen is None else Features(*(t[complete] for t in gen))
             gif = self._gif_loss(
                 model, txt[complete], img[complete],
@@ -236,19 +240,19 @@ class ECCAObjective(Objective):
         return {"loss": total, **losses}
 
 
-def build_objective(model: TIPRModel, *, method: str | None = None, records: Sequence[TrainRecord] = (),
+def build_objective(model: TIPRModel, *, method: str | Method | None = None, records: Sequence[TrainRecord] = (),
                     partition: Partition | None = None, supervised: bool = False, loss: str | None = None,
                     cache_dir: str | Path | None = None, oracle_neighbours: bool = False) -> Objective:
     """The objective of `method` (default: the model's own) for these train records and partition.
 
     clip and gea train on the complete pairs of an incomplete partition; ecca completes the rest.
     """
-    method = method or model.method
+    method = Method.parse(method or model.method)
     if method != model.method:
         raise ValueError(f"objective for {method!r} asked for a model built as {model.method!r}")
     if partition is not None:
         partition.check(len(records))
-    if "ecca" in method:
+    if method.uses_ecca:
         if supervised:
             raise ValueError("ECCA trains without identity labels; drop --supervised for methods ecca and ecca+gea")
         if loss not in (None, "wiga"):
@@ -257,10 +261,9 @@ def build_objective(model: TIPRModel, *, method: str | None = None, records: Seq
                              oracle_neighbours=oracle_neighbours)
     if oracle_neighbours:
         raise ValueError(f"oracle neighbours complete ECCA's missing features; method {method!r} completes nothing")
-    gea = model.gea_config
-    loss = loss or ("tal" if supervised or gea is not None else "infonce")
+    loss = loss or ("tal" if supervised or method.uses_gea else "infonce")
     if loss == "tal":
-        tau, margin = (gea.tal_tau, gea.tal_margin) if gea else (0.015, 0.1)
-    else:
-        tau, margin = 0.02, 0.0  # ECCA's InfoNCE temperature, for the (a) baseline of its ablation
-    return ContrastiveObjective(model, loss=loss, supervised=supervised, tau=tau, margin=margin)
+        gea = model.gea_config or GEAConfig()
+        return ContrastiveObjective(model, loss=loss, supervised=supervised, tau=gea.tal_tau, margin=gea.tal_margin)
+    # ECCA's InfoNCE temperature, for the (a) baseline of its ablation
+    return ContrastiveObjective(model, loss=loss, supervised=supervised, tau=ECCAConfig().tau)

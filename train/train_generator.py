@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import re
-import shutil
 import sys
 import textwrap
 import time
@@ -48,7 +46,12 @@ from tqdm.auto import tqdm
 from tipr.data import load_dataset
 from tipr.generation.attribute_warmup import attribute_targets, warm_up_text_tower
 from tipr.generation.tiny_pipeline import TiprTinyText2ImagePipeline, unet_conditioning
+from tipr.hub import HubUnreachableError
 from tipr.training.args import parse_size
+from tipr.training.checkpoint import (CheckpointError, load_checkpoint, prepare_output_dir, resolve_checkpoint,
+                                      save_checkpoint)
+from tipr.training.ema import checkpoint_ema
+from tipr.training.hub_push import push_folder, warn_if_unreachable
 
 logger = logging.getLogger("train_generator")
 
@@ -117,6 +120,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--guidance_scale", type=float, default=3.0)
     p.add_argument("--push_to_hub", action="store_true", help="upload --output_dir to --hub_model_id")
     p.add_argument("--hub_model_id", default=None, help="owner/name of the Hub repo")
+    p.add_argument("--hub_token", default=None, help="Hub token (default: the logged-in one)")
+    p.add_argument("--hub_private_repo", action="store_true", help="create the repo as private")
     args = p.parse_args(argv)
     if args.train_text_encoder is None:
         args.train_text_encoder = args.text_pretrained is None
@@ -242,6 +247,10 @@ def main(argv: list[str] | None = None) -> Path:
                                             logging_dir=str(output_dir / args.logging_dir)))
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     set_seed(args.seed)
+    if accelerator.is_main_process:
+        prepare_output_dir(output_dir)
+        if args.push_to_hub:
+            warn_if_unreachable(output_dir)
 
     if args.init_from:
         pipe = TiprTinyText2ImagePipeline.from_pretrained(args.init_from, dtype=torch.float32)
@@ -263,7 +272,7 @@ def main(argv: list[str] | None = None) -> Path:
                 sum(p.numel() for p in text_encoder.parameters()) / 1e6)
 
     pooling = text_encoder.config.pooling  # how the UNet's global caption vector is pooled (fixed per pipeline)
-    resume = _checkpoint_path(output_dir, args.resume_from_checkpoint) if args.resume_from_checkpoint else None
+    resume = resolve_checkpoint(args.resume_from_checkpoint, output_dir) if args.resume_from_checkpoint else None
     # every process warms up alike (same seed, same data); a checkpoint already holds the warmed-up tower
     warmed_up = bool(args.text_warmup_steps and not args.init_from
                      and warm_up(args, text_encoder.to(accelerator.device), token_ids, dataset, pooling,
@@ -281,15 +290,17 @@ def main(argv: list[str] | None = None) -> Path:
     trainable = [p for p in list(unet.parameters()) + list(text_encoder.parameters()) if p.requires_grad]
     ema = EMAModel(accelerator.unwrap_model(unet).parameters(), decay=args.ema_decay) if args.use_ema else None
     if ema is not None:
-        accelerator.register_for_checkpointing(ema)
+        checkpoint_ema(accelerator, ema)
 
     first_step = 0
     if args.resume_from_checkpoint:
         if resume is None:
             logger.info("no checkpoint in %s: starting from scratch", output_dir)
         else:
-            accelerator.load_state(str(resume))
-            first_step = int(resume.name.split("-")[1])
+            try:
+                first_step = load_checkpoint(accelerator, resume)["global_step"]
+            except CheckpointError as err:
+                raise SystemExit(f"error: {err}") from None
     if accelerator.is_main_process and args.report_to != "none":
         accelerator.init_trackers("train_generator", config={k: v for k, v in vars(args).items()
                                                               if isinstance(v, (int, float, str, bool))})
@@ -337,8 +348,10 @@ def main(argv: list[str] | None = None) -> Path:
             logger.info("time budget of %.1f minutes reached after %d steps", args.max_train_minutes, step + 1)
             last_step = step + 1
             break
-        if args.checkpointing_steps and (step + 1) % args.checkpointing_steps == 0 and accelerator.is_main_process:
-            _save_checkpoint(accelerator, output_dir, step + 1, args.checkpoints_total_limit)
+        if args.checkpointing_steps and (step + 1) % args.checkpointing_steps == 0:
+            save_checkpoint(accelerator, output_dir, step + 1, {"global_step": step + 1, "seed": args.seed,
+                                                                "world_size": accelerator.num_processes},
+                            total_limit=args.checkpoints_total_limit)
     seconds = time.perf_counter() - start
 
     accelerator.wait_for_everyone()
@@ -365,13 +378,11 @@ def main(argv: list[str] | None = None) -> Path:
             Path(args.samples_out).parent.mkdir(parents=True, exist_ok=True)
             grid.save(args.samples_out)
             logger.info("sample grid: %s", args.samples_out)
-        if args.push_to_hub:
-            from huggingface_hub import create_repo, upload_folder
-
-            create_repo(args.hub_model_id, exist_ok=True)
-            upload_folder(repo_id=args.hub_model_id, folder_path=str(output_dir),
-                          ignore_patterns=["checkpoint-*", f"{args.logging_dir}/*"])
     accelerator.end_training()
+    if args.push_to_hub and accelerator.is_main_process:
+        logger.info("pushed to %s", push_folder(output_dir, args.hub_model_id, token=args.hub_token,
+                                                private=args.hub_private_repo,
+                                                commit_message="tipr tiny text-to-image generator"))
     return output_dir
 
 
@@ -402,19 +413,9 @@ def _min_snr_weight(scheduler, t: torch.Tensor, gamma: float) -> torch.Tensor:
     return snr.clamp(max=gamma) / divisor[scheduler.config.prediction_type]
 
 
-def _checkpoint_path(output_dir: Path, which: str) -> Path | None:
-    if which != "latest":
-        return Path(which)
-    found = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(re.sub(r"\D", "", p.name) or 0))
-    return found[-1] if found else None
-
-
-def _save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, limit: int) -> None:
-    found = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(re.sub(r"\D", "", p.name) or 0))
-    for old in found[:max(0, len(found) - limit + 1)]:
-        shutil.rmtree(old)
-    accelerator.save_state(str(output_dir / f"checkpoint-{step}"))
-
-
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except HubUnreachableError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -20,6 +20,7 @@ class Backend:
     def __init__(self, config, *, start: bool = True):
         self.config = config
         self.searcher = None
+        self.ecca = None  # the model's ECCA settings (HSNG's k and k'), the defaults for a model without ECCA
         self.error: str | None = None
         self.seconds: float | None = None
         self._ready = threading.Event()
@@ -45,12 +46,14 @@ class Backend:
             from tipr.app.gallery import load_or_build
             from tipr.app.intermediate import Imaginer
             from tipr.app.search import Searcher
+            from tipr.ecca.config import ECCAConfig
             from tipr.generation.cache import model_fingerprint
             from tipr.models.tipr_model import load_model
 
             cfg = self.config
             device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
             model = load_model(cfg.model, device=device)
+            self.ecca = model.ecca_config or ECCAConfig()
             encoder = Encoder(model, device=device)
             step = "the gallery"
             index = load_or_build(cfg.gallery, model_fingerprint=model_fingerprint(cfg.model),
@@ -88,10 +91,17 @@ class Backend:
             return f"⚠️ **{self.error}**"
         s = self.searcher
         src = s.index.source
-        gen = ("generator: " + (f"`{Path(str(s.imaginer.spec)).name}`" if s.imaginer.available
-                                else f"unavailable ({s.imaginer.error})")) if s.imaginer else "no generator"
-        model = self.config.model
-        if Path(model).exists() and Path(model).resolve().is_relative_to(Path.cwd()):
-            model = os.path.relpath(model)
-        return (f"Model `{model}` ({s.encoder.model.method}) · gallery `{src.root.name}`: "
-                f"{len(s.index)} images, {len(src.captions)} captions, {len(src.captionless)} captionless · {gen}")
+        gen = ("generator " + (f"`{shown_spec(s.imaginer.spec)}`" if s.imaginer.available
+                               else f"unavailable ({s.imaginer.error})")) if s.imaginer else "no generator"
+        return (f"Model `{shown_spec(self.config.model)}` ({s.encoder.model.method}) · gallery "
+                f"`{shown_spec(self.config.gallery)}`: {len(s.index)} images, {len(src.captions)} captions, "
+                f"{len(src.captionless)} captionless · {gen}")
+
+
+def shown_spec(spec: str | os.PathLike) -> str:
+    """A model, gallery or generator as the status line names it: a path relative to the working folder when
+    it lies inside, else as given (a Hub id, an absolute path)."""
+    path = Path(str(spec))
+    if path.exists() and path.resolve().is_relative_to(Path.cwd()):
+        return os.path.relpath(path.resolve())
+    return str(spec)

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tipr.app.uploads import UploadLimits
+
 NO_GENERATOR = ("", "none", "off", "false", "0")
 
 
@@ -24,6 +26,7 @@ class AppConfig:
     cache_dir: str = str(Path.home() / ".cache" / "tipr" / "app")
     concurrency: int = 2
     device: str = "auto"
+    upload_limits: UploadLimits = UploadLimits()
 
 
 def _cache_default(env: Mapping[str, str]) -> str:
@@ -55,6 +58,10 @@ def build_parser(app_dir: str | os.PathLike, env: Mapping[str, str]) -> argparse
                    help="requests run at once; the rest wait in the queue [env TIPR_CONCURRENCY; default 2]")
     p.add_argument("--device", default=env.get("TIPR_DEVICE", "auto"),
                    help="cpu, cuda, cuda:1 or auto [env TIPR_DEVICE; default auto]")
+    p.add_argument("--upload_limit", action="append", metavar="NAME=VALUE",
+                   default=[s for s in env.get("TIPR_UPLOAD_LIMITS", "").split(",") if s.strip()],
+                   help="change one limit on users' uploads, e.g. max_pixels=40000000 (repeat the flag for more; "
+                        "docs/app.md lists them) [env TIPR_UPLOAD_LIMITS, comma-separated]")
     return p
 
 
@@ -67,26 +74,36 @@ def parse_args(argv: Sequence[str] | None = None, *, app_dir: str | os.PathLike 
         parser.error(f"--port must be between 1 and 65535, got {args.port}")
     if args.concurrency < 1:
         parser.error(f"--concurrency must be >= 1, got {args.concurrency}")
+    try:
+        upload_limits = UploadLimits.parse(args.upload_limit)
+    except ValueError as err:
+        parser.error(str(err))
     generator = None if str(args.generator).strip().lower() in NO_GENERATOR else args.generator
     return AppConfig(model=args.model, gallery=args.gallery, generator=generator, host=args.host, port=args.port,
-                     cache_dir=args.cache_dir, concurrency=args.concurrency, device=args.device)
+                     cache_dir=args.cache_dir, concurrency=args.concurrency, device=args.device,
+                     upload_limits=upload_limits)
 
 
 def launch(config: AppConfig, *, block: bool = True, quiet: bool = False):
     """Build the app, start loading the model in the background and serve; returns the Blocks."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home, unless the user asks for it
     from tipr.app.backend import Backend
-    from tipr.app.ui import CSS, allowed_paths, build_demo
+    from tipr.app.ui import CSS, build_demo
 
     backend = Backend(config)  # loads while gradio builds and starts the page
     demo = build_demo(backend, config)
     demo.queue(default_concurrency_limit=config.concurrency, max_size=256)
     demo.launch(server_name=config.host, server_port=config.port, share=False, prevent_thread_lock=not block,
-                allowed_paths=allowed_paths(config), max_file_size="200mb", footer_links=["api", "gradio"],
-                quiet=quiet, css=CSS)
+                max_file_size="200mb", footer_links=["api", "gradio"], quiet=quiet, css=CSS)
     return demo
 
 
-def main(argv: Sequence[str] | None = None, *, app_dir: str | os.PathLike = ".") -> None:
+def configure_logging() -> None:
+    """The app's log: its own steps at INFO, libraries' chatter left out."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it reports each CPU variant it did not find
+
+
+def main(argv: Sequence[str] | None = None, *, app_dir: str | os.PathLike = ".") -> None:
+    configure_logging()
     launch(parse_args(argv, app_dir=app_dir))

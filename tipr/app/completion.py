@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from tipr.app.gallery_index import GalleryIndex
+from tipr.ecca.config import ECCAConfig
 
 
 class CompletionError(ValueError):
@@ -39,8 +40,8 @@ def rank_of(scores: np.ndarray, row: int) -> int:
     return int((scores > scores[row]).sum()) + 1
 
 
-def complete_image(index: GalleryIndex, image_feature: np.ndarray, *, row: int | None = None, k: int = 6,
-                   k_prime: int = 4, top: int = 5, probe_feature=None) -> Completion:
+def complete_image(index: GalleryIndex, image_feature: np.ndarray, *, row: int | None = None, k: int = ECCAConfig.k,
+                   k_prime: int = ECCAConfig.k_prime, top: int = 5, probe_feature=None) -> Completion:
     """Complete the text side of one image: the gallery row ``row``, or an outside image when ``row`` is None.
 
     HSNG's cross bank is the gallery's caption features and its self bank the gallery's image features;

@@ -26,11 +26,11 @@ class Encoder:
 
     @property
     def has_tgte(self) -> bool:
-        return getattr(self.model, "tgte", None) is not None
+        return self.model.tgte is not None
 
     @property
     def has_gif(self) -> bool:
-        return getattr(self.model, "gif", None) is not None
+        return self.model.gif is not None
 
     def _pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
         return torch.stack([self.transform(im.convert("RGB")) for im in images]).to(self.device)

@@ -10,7 +10,7 @@ import numpy as np
 
 from tipr.app.gallery_index import GalleryIndex
 from tipr.app.gallery_source import GalleryError, GallerySource, subset
-from tipr.app.uploads import UploadError, open_image
+from tipr.data.images import UnreadableImage, read_image
 
 log = logging.getLogger("tipr.app")
 
@@ -23,8 +23,8 @@ def drop_unreadable(source: GallerySource) -> GallerySource:
     bad = {}
     for i, p in enumerate(source.image_paths):
         try:
-            open_image(p, max_side=64)
-        except UploadError as err:
+            read_image(p, max_side=64)
+        except (UnreadableImage, FileNotFoundError) as err:
             bad[i] = str(err)
     if not bad:
         return source
@@ -45,12 +45,12 @@ def caption_phrases(captions: Sequence[str]) -> list[str]:
 
 
 def build_index(source: GallerySource, embed_images: EmbedImages, embed_texts: EmbedTexts, fingerprint: str,
-                *, batch_size: int = 64, max_side: int = 512) -> GalleryIndex:
-    """Embed every image (batches of ``batch_size``), caption and noun phrase of the gallery."""
+                *, batch_size: int = 64) -> GalleryIndex:
+    """Embed every image (batches of ``batch_size``, decoded as evaluation does), caption and noun phrase."""
     feats = []
     for start in range(0, len(source.image_paths), batch_size):
         chunk = source.image_paths[start:start + batch_size]
-        feats.append(embed_images([open_image(p, max_side=max_side) for p in chunk]))
+        feats.append(embed_images([read_image(p) for p in chunk]))
         log.info("embedded %d / %d gallery images", start + len(chunk), len(source.image_paths))
     image_features = np.concatenate(feats).astype(np.float32)
     dim = image_features.shape[1]

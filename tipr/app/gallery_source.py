@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tipr.app.uploads import IMAGE_SUFFIXES
+from tipr.data.images import IMAGE_SUFFIXES
 
 CAPTIONS_FILE = "captions.json"
 CAPTIONS_FORMAT = "tipr-gallery-captions/1"

@@ -14,9 +14,11 @@ from PIL import Image
 from tipr.app.encoder import Encoder
 from tipr.app.gallery_index import GalleryIndex
 from tipr.app.intermediate import Imaginer
-from tipr.app.uploads import open_image
+from tipr.data.images import read_image
+from tipr.gea.config import GEAConfig
 
-METHODS = {"text": "Text only", "gea": "With GEA's generated image", "gif": "GIF re-ranking"}
+# how a query is searched (not a training method): the names the API and the UI take
+QUERY_MODES = {"text": "Text only", "gea": "With GEA's generated image", "gif": "GIF re-ranking"}
 MAX_QUERY_CHARS = 1000
 MAX_K = 100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -98,15 +100,14 @@ class Searcher:
 
     def __init__(self, encoder: Encoder, index: GalleryIndex, imaginer: Imaginer | None = None):
         self.encoder, self.index, self.imaginer = encoder, index, imaginer
-        gea = getattr(encoder.model, "gea_config", None)
-        self.rerank_top_k = int(getattr(gea, "rerank_top_k", 10))
-        self.rerank_weight = float(getattr(gea, "rerank_weight", 1.0))
+        gea = encoder.model.gea_config or GEAConfig()
+        self.rerank_top_k, self.rerank_weight = gea.rerank_top_k, gea.rerank_weight
 
     # ------------------------------------------------------------------------------------------ methods
     def unavailable(self, method: str) -> str | None:
         """Why ``method`` cannot run with this model and generator, or None when it can."""
-        if method not in METHODS:
-            return f"unknown method {method!r}; choose one of {', '.join(METHODS)}"
+        if method not in QUERY_MODES:
+            return f"unknown method {method!r}; choose one of {', '.join(QUERY_MODES)}"
         generator = self.imaginer is not None and self.imaginer.available
         if method == "gea":
             if not self.encoder.has_tgte:
@@ -145,18 +146,18 @@ class Searcher:
             scores = np.concatenate([scores, user.features @ feat])
         return scores
 
-    def _gif_rerank(self, tokens, gen, rows: np.ndarray, scores: np.ndarray, user: UserImages | None):
-        from tipr.gea.gif import FusionQuery, rerank
+    def _gif_rerank(self, tokens, gen, rows: np.ndarray, scores: np.ndarray, user: UserImages | None) -> np.ndarray:
+        from tipr.gea.gif import FusionQuery, rerank_top_k
 
-        query = FusionQuery(tokens.tokens[0], tokens.mask[0], None if gen is None else gen.tokens[0],
-                            None if gen is None else gen.mask[0])
+        query = FusionQuery(tokens.tokens, tokens.mask, None if gen is None else gen.tokens,
+                            None if gen is None else gen.mask)
 
-        def fetch(ids: torch.Tensor) -> torch.Tensor:
-            return self.encoder.image_tokens([self._path(int(i), user) for i in ids], open_image)
+        def fetch(positions: torch.Tensor) -> torch.Tensor:
+            return self.encoder.image_tokens([self._path(int(rows[i]), user) for i in positions], read_image)
 
-        ids, final = rerank(self.encoder.model.gif, query, torch.from_numpy(rows), fetch,
-                            torch.from_numpy(scores.astype(np.float32)), weight=self.rerank_weight)
-        return ids.numpy(), final.numpy()
+        merged = rerank_top_k(self.encoder.model.gif, query, torch.from_numpy(scores.astype(np.float32))[None], fetch,
+                              top_k=self.rerank_top_k, weight=self.rerank_weight)
+        return merged[0].numpy()
 
     def search(self, text: str, *, k: int = 10, method: str = "text", user: UserImages | None = None,
                seed: int = 0, steps: int | None = None) -> SearchResult:
@@ -167,10 +168,11 @@ class Searcher:
             raise QueryError(f"k must be between 1 and {MAX_K}, got {k}")
         why = self.unavailable(method)
         if why is not None:
-            if method not in METHODS:
+            if method not in QUERY_MODES:
                 raise QueryError(why)
             fallback = "gif" if method == "gea" and self.unavailable("gif") is None else "text"
-            notes.append(f"{METHODS[method]} is not available: {why}. Showing {METHODS[fallback].lower()} instead.")
+            notes.append(f"{QUERY_MODES[method]} is not available: {why}. "
+                         f"Showing {QUERY_MODES[fallback].lower()} instead.")
             method = fallback
         generated = None
         if method in ("gea", "gif") and self.encoder.has_tgte and self.imaginer is not None and self.imaginer.available:
@@ -180,12 +182,11 @@ class Searcher:
                 notes.append(f"No generated image: {err}.")
         feat, tokens, gen = self.encoder.query(text, generated)
         if method == "gif":
-            # like tipr.evaluate: GIF re-orders the two-tower top rerank_top_k, the rest keep their cosine order
+            # like tipr.evaluate: GIF re-orders the two-tower top rerank_top_k, lifted above the rest
             rows, scores = self.top(feat, max(k, self.rerank_top_k), user)
-            head = self.rerank_top_k
-            head_rows, head_scores = self._gif_rerank(tokens, gen, rows[:head], scores[:head], user)
-            rows = np.concatenate([head_rows, rows[head:]])[:k]
-            scores = np.concatenate([head_scores, scores[head:]])[:k]
+            scores = self._gif_rerank(tokens, gen, rows, scores, user)
+            order = np.argsort(-scores, kind="stable")[:k]
+            rows, scores = rows[order], scores[order]
         else:
             rows, scores = self.top(feat, k, user)
         return SearchResult(self._hits(rows, scores, user), method, generated, notes)

@@ -44,3 +44,29 @@ def build_random_assets(out: str | os.PathLike, *, identities: int = 40, caption
              "generator": out / "generator", "dataset": dataset.parent}
     TiprTinyText2ImagePipeline.from_scratch(seed=seed).save_pretrained(paths["generator"])
     return paths
+
+
+def zip_bomb(path: str | os.PathLike, size: int, member: str = "zeros.png") -> Path:
+    """A zip holding one member of ``size`` zero bytes (deflate packs them about 1000:1), written in chunks."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf, zf.open(member, "w", force_zip64=True) as dst:
+        block = bytes(1 << 20)
+        for start in range(0, size, len(block)):
+            dst.write(block[:size - start])
+    return Path(path)
+
+
+def flat_png(path: str | os.PathLike, width: int, height: int) -> Path:
+    """A black RGB PNG of width x height, written row by row: a huge image in a small file."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    pack, row = zlib.compressobj(9), bytes(1 + 3 * width)  # filter byte 0, then the pixels
+    data = b"".join(pack.compress(row) for _ in range(height)) + pack.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return Path(path)

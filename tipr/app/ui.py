@@ -1,20 +1,22 @@
-"""The Gradio app: Search, Behind GEA and Captionless images tabs; every action has an api_name."""
+"""The Gradio app's layout: Search, Behind GEA and Captionless images tabs; every action has an api_name.
+
+What each action does lives in ``tipr.app.handlers``; this module binds them to the loaded backend, turns the
+app's user errors into messages in the page, and lays the components out.
+"""
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 
+from tipr.app import handlers
 from tipr.app.backend import Backend, BackendError
-from tipr.app.search import METHODS, Hit
+from tipr.app.search import QUERY_MODES, UserImages
+from tipr.app.shown import ShownImages
 
 log = logging.getLogger("tipr.app")
 
@@ -24,23 +26,26 @@ EXAMPLE_QUERIES = [
     "This person wears a green jacket over a yellow shirt, brown trousers and a black cap.",
     "A young woman in a blue dress with a white bag on her shoulder.",
 ]
-# pedestrian crops are tall: give their gallery cells a 1:2 aspect instead of square
+# pedestrian crops are tall: give their gallery cells a 1:2 aspect instead of square; captions wrap, never cut
 CSS = """
 .tall-gallery .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(56px, 1fr)) !important;
                                 grid-template-rows: none !important; grid-auto-rows: auto !important; }
 .tall-gallery .thumbnail-item { aspect-ratio: 1 / 2 !important; }
 .tall-gallery .grid-wrap { height: auto !important; min-height: 0 !important; max-height: 640px; }
-.tall-gallery .caption-label { font-size: 0.75em; }
+.tall-gallery .caption-label { font-size: 0.75em; left: 2px; right: 2px; bottom: 2px; max-width: none;
+                               white-space: normal; overflow: visible; text-overflow: clip;
+                               overflow-wrap: anywhere; line-height: 1.25; opacity: 0.9; }
 """
-NEIGHBOUR_COLUMNS = ["neighbour", "caption", "person id", "Jaccard distance", "FMC weight"]
+RAW_UPLOADS_CACHE = (600, 3600)  # gradio deletes its raw upload copies older than an hour, every 10 minutes
 
 
 def _user_errors():
     from tipr.app.completion import CompletionError
+    from tipr.app.gallery_source import GalleryError
     from tipr.app.search import QueryError
     from tipr.app.uploads import UploadError
 
-    return (QueryError, UploadError, CompletionError, BackendError)
+    return (QueryError, UploadError, CompletionError, BackendError, GalleryError)
 
 
 def friendly(fn):
@@ -52,8 +57,9 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except _user_errors() as err:
-            raise gr.Error(str(err), title="Cannot do that") from None
+        except _user_errors() as err:  # the user's mistake: one log line, no traceback
+            log.info("%s refused: %s", fn.__name__, str(err)[:300])
+            raise gr.Error(str(err), title="Cannot do that", print_exception=False) from None
         except Exception as err:
             log.exception("%s failed", fn.__name__)
             raise gr.Error(f"Something went wrong ({type(err).__name__}: {err}). The app is still running; "
@@ -62,218 +68,97 @@ def friendly(fn):
     return wrapper
 
 
-def _warn(notes: list[str]) -> str:
-    for note in notes:
-        gr.Warning(note)
-    return "\n".join(f"⚠️ {n}" for n in notes)
+def served_folders(config) -> dict[str, Path]:
+    """The app's folders under its cache: the images it has shown (the only folder served) and the sessions'
+    own images (stored there, served through ``shown`` once they come up in a search)."""
+    cache = Path(config.cache_dir).expanduser()
+    return {"shown": cache / "shown", "uploads": cache / "uploads"}
 
 
-def _hit_caption(hit: Hit, extra: str = "") -> str:
-    who = "yours" if hit.own else (f"id {hit.pid}" if hit.pid >= 0 else Path(hit.path).stem[:12])
-    return f"#{hit.rank}{extra} · {hit.score:.2f} · {who}"
+def docs_link() -> str:
+    """The docs of the app: on a Hugging Face Space its repository's docs/app.md, else the file's path."""
+    space = os.environ.get("SPACE_ID")
+    if space:
+        return f"[docs](https://huggingface.co/spaces/{space}/blob/main/docs/app.md)"
+    return "docs: `docs/app.md` in the repository"
 
 
-def _move_label(before: int, after: int) -> str:
-    if before == after:
-        return " ="
-    arrow = "▲" if before > after else "▼"
-    return f" {arrow}{abs(before - after)}"
-
-
-def allowed_paths(config) -> list[str]:
-    """Folders the app may serve images from: the gallery's root and the cache folder (uploads)."""
-    paths = [str(Path(config.cache_dir).expanduser())]
-    try:  # reading the captions file or annotation is quick; a saved index names its gallery's root
+def _gallery_source(backend: Backend, config):
+    """The loaded gallery, or before loading (or after it failed) the gallery as read from disk, or None."""
+    if backend.ready and not backend.error:
+        return backend.searcher.index.source
+    try:  # reading the captions file or annotation is quick
         from tipr.app.gallery import read_gallery
 
-        paths.append(str(read_gallery(config.gallery)[0].root))
-    except Exception:  # reported in the page once loading fails
-        gallery = Path(config.gallery).expanduser()
-        if gallery.exists():
-            paths.append(str(gallery.resolve()))
-    return paths
-
-
-@contextmanager
-def _examples_cache(config):
-    """Cached examples live in a folder per (model, gallery, generator) so another gallery never sees them."""
-    stamp = []
-    for spec in (config.model, config.gallery, config.generator):
-        path = Path(str(spec)) if spec else None
-        if path is not None and path.exists():
-            stamp.append(f"{path.resolve()}:{path.stat().st_mtime_ns}")
-            stamp += [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(path.iterdir())
-                      if path.is_dir() and p.is_file()]
-        else:
-            stamp.append(str(spec))
-    key = hashlib.sha256("\n".join(stamp).encode()).hexdigest()[:16]
-    before = os.environ.get("GRADIO_EXAMPLES_CACHE")
-    if before is None:
-        os.environ["GRADIO_EXAMPLES_CACHE"] = str(Path(config.cache_dir).expanduser() / "examples" / key)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("GRADIO_EXAMPLES_CACHE", None)
-
-
-def _captionless_choices(source) -> list[tuple[str, str]]:
-    out = []
-    for row in source.captionless:
-        rel = Path(source.image_paths[row]).relative_to(source.root).as_posix()
-        who = f" · person {source.image_pids[row]}" if source.image_pids[row] >= 0 else ""
-        out.append((f"{rel}{who}", rel))
-    return out
-
-
-def _delete_user_images(user) -> None:
-    folders = set()
-    for path in getattr(user, "paths", ()):
-        Path(path).unlink(missing_ok=True)
-        folders.add(Path(path).parent)
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:  # not empty: another upload of the session still lives there
-            pass
+        return read_gallery(config.gallery)[0]
+    except Exception:  # the status line reports a bad gallery once loading fails
+        return None
 
 
 def build_demo(backend: Backend, config) -> gr.Blocks:
     """The three tabs, wired to ``backend`` (which loads in the background)."""
-    from tipr.app.search import UserImages
+    from tipr.app.uploads import UploadStore
 
-    uploads_root = Path(config.cache_dir).expanduser() / "uploads"
+    folders = served_folders(config)
+    show = ShownImages(folders["shown"])
+    store = UploadStore(folders["uploads"], config.upload_limits)  # removes what ended runs left
+    gr.set_static_paths([str(show.root)])
 
-    # ------------------------------------------------------------------------------ handlers
-    @friendly
+    # ------------------------------------------------------------------------------ bindings
     def status():
         try:
             backend.wait(timeout=120)  # the page shows its own "loading" line meanwhile
         except BackendError:
             pass  # the status line itself says what failed
-        return backend.status_markdown(), gr.Dropdown(choices=captionless_choices())
-
-    def captionless_choices() -> list[tuple[str, str]]:
-        if backend.ready and not backend.error:
-            return _captionless_choices(backend.searcher.index.source)
-        try:  # before the model is loaded: read the gallery's captions file or annotation, which is quick
-            from tipr.app.gallery import read_gallery
-
-            return _captionless_choices(read_gallery(config.gallery)[0])
-        except Exception:  # the status line reports a bad gallery once loading fails
-            return []
-
-    def search_outputs(result, user_count: int = 0):
-        gallery = [(h.path, _hit_caption(h)) for h in result.hits]
-        note = _warn(result.notes)
-        own = sum(h.own for h in result.hits)
-        head = (f"**{METHODS[result.method]}**: top {len(result.hits)} of {len(backend.searcher.index)} gallery images"
-                + (f" and your own images ({own} in these results)" if user_count else ""))
-        return gallery, result.generated, "\n\n".join(x for x in (head, note) if x)
+        source = _gallery_source(backend, config)
+        choices = handlers.captionless_choices(source) if source is not None else []
+        note = handlers.captionless_note(source) if source is not None else ""
+        return backend.status_markdown(), gr.Dropdown(choices=choices), note
 
     @friendly
     def search(query, k, method, user):
-        searcher = backend.wait()
-        result = searcher.search(query, k=int(k), method=method or "text", user=user)
-        return search_outputs(result, len(user) if user is not None else 0)
+        return handlers.search(backend.wait(), query, k, method, user, show=show)
 
     @friendly
     def search_example(query, k, method):
-        return search_outputs(backend.wait().search(query, k=int(k), method=method or "text"))
+        return handlers.search(backend.wait(), query, k, method, show=show)
 
     @friendly
     def add_images(files, user):
-        from tipr.app.uploads import import_images, open_image
+        from tipr.app.uploads import UploadError
 
-        searcher = backend.wait()
-        files = [getattr(f, "name", f) for f in (files or [])]
-        paths, problems = import_images(files, uploads_root / uuid.uuid4().hex[:12])
-        feats = searcher.encoder.images([open_image(p) for p in paths])
-        user = (user or UserImages()).add([str(p) for p in paths], feats)
-        note = _warn(problems[:5] + ([f"…and {len(problems) - 5} more skipped files"] if len(problems) > 5 else []))
-        msg = f"Added {len(paths)} image(s); your own images: {len(user)}. They are searched with the gallery."
-        return user, "\n\n".join(x for x in (msg, note) if x), None
+        try:
+            paths = [getattr(f, "name", f) for f in (files or [])]
+            user, message = handlers.add_images(backend.wait(), paths, user, store)
+        except (UploadError, BackendError) as err:  # said once, next to the upload box; the box is emptied
+            log.info("add_images refused: %s", str(err)[:300])
+            return user, f"⚠️ Nothing was added: {err}", None
+        return user, message, None
+
+    def forget_user_images(user):
+        show.forget(getattr(user, "paths", ()))
+        store.remove(getattr(user, "paths", ()))
 
     @friendly
     def clear_images(user):
-        _delete_user_images(user)
+        forget_user_images(user)
         return UserImages(), "Your own images were removed."
 
     @friendly
     def behind_gea(query, seed, steps, k):
-        searcher = backend.wait()
-        cmp = searcher.compare(query, k=int(k), seed=int(seed), steps=int(steps), user=None)
-        without = [(h.path, _hit_caption(h)) for h in cmp.without]
-        with_ = [(h.path, _hit_caption(h, _move_label(before, h.rank))) for h, before in zip(cmp.with_, cmp.moves)]
-        top0 = {h.row for h in cmp.without}
-        entered = sum(h.row not in top0 for h in cmp.with_)
-        moved = sum(before != h.rank for h, before in zip(cmp.with_, cmp.moves))
-        table = pd.DataFrame({
-            "rank with": [h.rank for h in cmp.with_],
-            "rank without": cmp.moves,
-            "change": [_move_label(b, h.rank).strip() + (f" (was #{b})" if b != h.rank else "")
-                       for h, b in zip(cmp.with_, cmp.moves)],
-            "image": [Path(h.path).name for h in cmp.with_],
-            "person id": [h.pid for h in cmp.with_],
-            "score with": [round(h.score, 4) for h in cmp.with_],
-        })
-        note = _warn(cmp.notes)
-        summary = (f"The generated image changed {moved} of the top {len(cmp.with_)} positions; "
-                   f"{entered} image(s) entered the top {len(cmp.with_)}.")
-        return cmp.generated, without, with_, table, "\n\n".join(x for x in (summary, note) if x)
+        return handlers.behind_gea(backend.wait(), query, seed, steps, k, show=show)
 
     @friendly
     def complete(choice, upload):
-        from tipr.app.completion import CompletionError, complete_image
-        from tipr.app.uploads import open_image
-
-        searcher = backend.wait()
-        index = searcher.index
-        src = index.source
-        if upload:
-            path = getattr(upload, "name", upload)
-            image = open_image(path)
-            row, feature, label = None, searcher.encoder.images([image])[0], f"your image {Path(path).name}"
-        elif choice:
-            rows = {Path(p).relative_to(src.root).as_posix(): i for i, p in enumerate(src.image_paths)}
-            if choice not in rows:
-                raise CompletionError(f"{choice!r} is not an image of this gallery; pick one from the list")
-            row = rows[choice]
-            image = open_image(src.image_paths[row])
-            feature, label = index.image_features[row], choice
-        else:
-            raise CompletionError("Pick a captionless gallery image from the list or upload an image.")
-        ecca = getattr(searcher.encoder.model, "ecca_config", None)
-        result = complete_image(index, feature, row=row, k=getattr(ecca, "k", 6), k_prime=getattr(ecca, "k_prime", 4),
-                                probe_feature=lambda text: searcher.encoder.texts([text])[0])
-        neighbours = pd.DataFrame({
-            NEIGHBOUR_COLUMNS[0]: [f"#{i + 1}" for i in range(len(result.neighbours))],
-            NEIGHBOUR_COLUMNS[1]: [src.captions[j] for j in result.neighbours],
-            NEIGHBOUR_COLUMNS[2]: [src.caption_pids[j] for j in result.neighbours],
-            NEIGHBOUR_COLUMNS[3]: [round(d, 3) for d in result.distances],
-            NEIGHBOUR_COLUMNS[4]: [round(w, 4) for w in result.weights],
-        })
-        chart = neighbours[[NEIGHBOUR_COLUMNS[0], NEIGHBOUR_COLUMNS[4]]].rename(
-            columns={NEIGHBOUR_COLUMNS[0]: "neighbour", NEIGHBOUR_COLUMNS[4]: "weight"})
-        nearest = pd.DataFrame({"caption": [src.captions[j] for j, _ in result.nearest_captions],
-                                "person id": [src.caption_pids[j] for j, _ in result.nearest_captions],
-                                "cosine": [round(s, 4) for _, s in result.nearest_captions]})
-        phrases = pd.DataFrame({"noun phrase": [p for p, _ in result.nearest_phrases],
-                                "cosine": [round(s, 4) for _, s in result.nearest_phrases]})
-        before, after = result.rank_without, result.rank_with
-        arrow = "▲" if after < before else ("▼" if after > before else "=")
-        summary = (f"**{label}** — its {result.probe_kind}: “{result.probe}”\n\n"
-                   f"Rank for that caption among {result.gallery_size} images: **#{before}** with the image "
-                   f"feature alone → **#{result.rank_with}** {arrow} with the completed text feature "
-                   f"(image + completed text, normalised).")
-        return image, summary, neighbours, chart, nearest, phrases
+        return handlers.complete(backend.wait(), backend.ecca, choice, getattr(upload, "name", upload),
+                                 store.limits)
 
     # ------------------------------------------------------------------------------ layout
-    with gr.Blocks(title="tipr: text-to-image person retrieval") as demo:
+    with gr.Blocks(title="tipr: text-to-image person retrieval", delete_cache=RAW_UPLOADS_CACHE) as demo:
         gr.Markdown("# tipr — find a person by a sentence\nECCA and GEA text-to-image person retrieval "
-                    "([docs](https://github.com/tipr-project/tipr)).")
-        status_md = gr.Markdown(backend.status_markdown(), elem_id="status")
-        user = gr.State(UserImages(), time_to_live=6 * 3600, delete_callback=_delete_user_images)
+                    f"({docs_link()}).", elem_id="title")
+        status_md = gr.Markdown(backend.status_markdown(), label="status", elem_id="status")
+        user = gr.State(UserImages(), time_to_live=6 * 3600, delete_callback=forget_user_images)
 
         with gr.Tab("Search", id="search"):
             with gr.Row():
@@ -282,26 +167,27 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
                                    elem_id="query")
                 with gr.Column(scale=2):
                     k = gr.Slider(1, 50, value=10, step=1, label="Results (k)")
-                    method = gr.Radio([(label, key) for key, label in METHODS.items()], value="text",
+                    method = gr.Radio([(label, key) for key, label in QUERY_MODES.items()], value="text",
                                       label="Method")
             search_btn = gr.Button("Search", variant="primary", elem_id="search-button")
-            search_md = gr.Markdown(elem_id="search-status")
+            search_md = gr.Markdown(label="search summary", elem_id="search-status")
             with gr.Row():
                 results = gr.Gallery(label="Results: rank · score · person id", columns=10,
                                      object_fit="contain", scale=5, elem_classes=["tall-gallery"], elem_id="results")
                 generated = gr.Image(label="GEA's generated image", type="pil", scale=1, height=300,
                                      interactive=False)
-            with _examples_cache(config):
-                gr.Examples([[q, 10, m] for q, m in zip(EXAMPLE_QUERIES, ["text", "gea", "gif", "text"])],
-                            inputs=[query, k, method], outputs=[results, generated, search_md], fn=search_example,
-                            cache_examples=True, cache_mode="lazy", api_name="search_example",
-                            label="Example queries")
+            # run on each click, not cached: gradio's example cache cannot read back an empty image (the
+            # text-only examples generate none), and a text search takes milliseconds; generated images are
+            # cached on disk by the generator
+            gr.Examples([[q, 10, m] for q, m in zip(EXAMPLE_QUERIES, ["text", "gea", "gif", "text"])],
+                        inputs=[query, k, method], outputs=[results, generated, search_md], fn=search_example,
+                        run_on_click=True, cache_examples=False, api_name="search_example", label="Example queries")
             with gr.Accordion("Search your own images", open=False):
                 files = gr.File(label="Images or a zip of images", file_count="multiple", elem_id="own-files")
                 with gr.Row():
                     add_btn = gr.Button("Add to my search", elem_id="add-button")
                     clear_btn = gr.Button("Remove my images")
-                own_md = gr.Markdown()
+                own_md = gr.Markdown(label="own images summary", elem_id="own-status")
 
         with gr.Tab("Behind GEA", id="gea"):
             gr.Markdown("GEA turns the query into an intermediate image with a text-to-image model; the text "
@@ -313,7 +199,7 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
                     steps = gr.Slider(0, 50, value=0, step=1, label="Denoising steps (0: as in training)")
                     gea_k = gr.Slider(1, 30, value=10, step=1, label="Results (k)")
             gea_btn = gr.Button("Generate and compare", variant="primary", elem_id="gea-button")
-            gea_md = gr.Markdown(elem_id="gea-status")
+            gea_md = gr.Markdown(label="comparison summary", elem_id="gea-status")
             with gr.Row():
                 gea_image = gr.Image(label="Intermediate (generated) image", type="pil", height=384, scale=1,
                                      interactive=False)
@@ -322,48 +208,62 @@ def build_demo(backend: Backend, config) -> gr.Blocks:
                                              elem_classes=["tall-gallery"], elem_id="gea-without")
                     gea_with = gr.Gallery(label="With the generated image (rank change)", columns=10,
                                           object_fit="contain", elem_classes=["tall-gallery"], elem_id="gea-with")
-            gea_table = gr.Dataframe(label="Which results moved", interactive=False)
+            gea_table = gr.Dataframe(handlers.empty_table(handlers.MOVE_COLUMNS), label="Which results moved",
+                                     interactive=False, elem_id="gea-table")
 
         with gr.Tab("Captionless images", id="captionless"):
+            source = _gallery_source(backend, config)
             gr.Markdown("ECCA completes a missing caption in feature space: HSNG picks reliable neighbours among "
                         "the gallery's captions and FMC weighs them by affinity. Pick a gallery image that has no "
                         "caption, or upload one.")
+            pick_md = gr.Markdown(handlers.captionless_note(source) if source else "", label="captionless note",
+                                  elem_id="captionless-note")
             with gr.Row():
-                pick = gr.Dropdown(choices=captionless_choices(), value=None, label="Captionless gallery image",
+                pick = gr.Dropdown(choices=handlers.captionless_choices(source) if source else [], value=None,
+                                   label="Captionless gallery image",
                                    allow_custom_value=True, scale=3, elem_id="pick")
-                upload = gr.File(label="…or upload an image", file_types=["image"], scale=2, height=110,
+                # no file_types: gradio's own check logs a traceback, the decoder names a non-image clearly
+                upload = gr.File(label="…or upload an image", scale=2, height=110,
                                  elem_id="upload")
             complete_btn = gr.Button("Complete its text feature", variant="primary", elem_id="complete-button")
             with gr.Row():
                 picked = gr.Image(label="Image", type="pil", height=300, scale=1, interactive=False)
                 with gr.Column(scale=4):
-                    complete_md = gr.Markdown(elem_id="complete-status")
-                    weights_plot = gr.BarPlot(x="neighbour", y="weight", title="FMC affinity weights",
-                                              y_lim=[0, 1], height=220, elem_id="weights")
-            neighbours_df = gr.Dataframe(label="Neighbours chosen by HSNG among the gallery's captions",
+                    complete_md = gr.Markdown(label="completion summary", elem_id="complete-status")
+                    weights_plot = gr.BarPlot(x="neighbour", y="weight", title="FMC affinity weights", label="FMC weights",
+                                              show_label=False, y_lim=[0, 1], height=220, elem_id="weights")
+            neighbours_df = gr.Dataframe(handlers.empty_table(handlers.NEIGHBOUR_COLUMNS), elem_id="neighbours",
+                                         label="Neighbours chosen by HSNG among the gallery's captions",
                                          interactive=False, wrap=True,
                                          column_widths=["9%", "55%", "10%", "13%", "13%"])
             with gr.Row():
-                nearest_df = gr.Dataframe(label="Captions nearest to the completed feature", interactive=False,
+                nearest_df = gr.Dataframe(handlers.empty_table(handlers.NEAREST_COLUMNS), interactive=False,
+                                          label="Captions nearest to the completed feature",
                                           wrap=True, scale=3, column_widths=["70%", "15%", "15%"])
-                phrases_df = gr.Dataframe(label="Noun phrases nearest to the completed feature", interactive=False,
+                phrases_df = gr.Dataframe(handlers.empty_table(handlers.PHRASE_COLUMNS), interactive=False,
+                                          label="Noun phrases nearest to the completed feature",
                                           scale=2)
 
         # -------------------------------------------------------------------------- events
-        demo.load(status, None, [status_md, pick], api_name="status", concurrency_limit=None)
-        search_args = dict(fn=search, inputs=[query, k, method, user], outputs=[results, generated, search_md])
+        demo.load(status, None, [status_md, pick, pick_md], api_name="status", concurrency_limit=None)
+        # searches and completions take milliseconds; generations and uploads take seconds and have their own
+        # slots, so a crowd of searches never waits behind them (their queue position shows in the page)
+        search_args = dict(fn=search, inputs=[query, k, method, user], outputs=[results, generated, search_md],
+                           concurrency_id="search", show_progress="full")
         search_btn.click(**search_args, api_name="search")
         query.submit(**search_args, api_name="search_submit")
-        add_btn.click(add_images, [files, user], [user, own_md, files], api_name="add_images")
-        clear_btn.click(clear_images, [user], [user, own_md], api_name="clear_images")
+        add_btn.click(add_images, [files, user], [user, own_md, files], api_name="add_images", concurrency_id="upload",
+                      concurrency_limit=1)
+        clear_btn.click(clear_images, [user], [user, own_md], api_name="clear_images", concurrency_id="search")
         gea_args = dict(fn=behind_gea, inputs=[gea_query, seed, steps, gea_k],
-                        outputs=[gea_image, gea_without, gea_with, gea_table, gea_md])
+                        outputs=[gea_image, gea_without, gea_with, gea_table, gea_md], concurrency_id="generate",
+                        concurrency_limit=1, show_progress="full")
         gea_btn.click(**gea_args, api_name="behind_gea")
         gea_query.submit(**gea_args, api_name="behind_gea_submit")
-        complete_args = dict(fn=complete, inputs=[pick, upload],
-                             outputs=[picked, complete_md, neighbours_df, weights_plot, nearest_df, phrases_df])
-        complete_btn.click(**complete_args, api_name="complete")
-        pick.input(lambda choice: complete(choice, None), [pick], complete_args["outputs"], api_name="complete_pick")
-        upload.upload(lambda file: complete(None, file), [upload], complete_args["outputs"],
-                      api_name="complete_upload")
+        complete_outputs = [picked, complete_md, neighbours_df, weights_plot, nearest_df, phrases_df]
+        complete_btn.click(complete, [pick, upload], complete_outputs, api_name="complete", concurrency_id="search")
+        pick.input(lambda choice: complete(choice, None), [pick], complete_outputs, api_name="complete_pick",
+                   concurrency_id="search")
+        upload.upload(lambda file: complete(None, file), [upload], complete_outputs, api_name="complete_upload",
+                      concurrency_id="search")
     return demo

@@ -7,26 +7,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
+from tipr.data.images import read_image
 from tipr.data.partition import Modality, Partition
 from tipr.data.records import TrainRecord
 
 Transform = Callable[[Image.Image], torch.Tensor]
 Tokenize = Callable[[list[str]], torch.Tensor]  # list of captions -> LongTensor [B, L]
-
-
-def read_image(path: str | os.PathLike) -> Image.Image:
-    """Decode an image file as RGB; the error names the path."""
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image file {path} does not exist; check the dataset's imgs/ folder") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:  # SyntaxError: some broken PNG headers
-        raise OSError(f"cannot read image {path}: {err}. The file is corrupt or not an image; "
-                      f"replace it or drop its record.") from err
 
 
 def tokenize_one(tokenize: Tokenize, caption: str) -> torch.Tensor:

@@ -33,8 +33,8 @@ def sinkhorn(scores: Tensor, *, n_iters: int = 3, epsilon: float = 0.05) -> Tens
     return (q * batch).t()
 
 
-def epga_loss(img: Tensor, txt: Tensor, prototypes: Tensor, *, tau: float = 0.02, sinkhorn_iters: int = 3,
-              epsilon: float = 0.05) -> Tensor:
+def epga_loss(img: Tensor, txt: Tensor, prototypes: Tensor, *, tau: float, sinkhorn_iters: int,
+              epsilon: float) -> Tensor:
     """L_EPGA (eq. 24): mean of -q_t . log p_v and -q_v . log p_t over the batch.
 
     img, txt [B, d] are paired features, prototypes [K, d] the unified prototypes C; all are

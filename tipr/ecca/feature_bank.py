@@ -125,14 +125,18 @@ class FeatureBank:
                     0, inverse, torch.arange(len(index)), reduce="amin")
                 new = counts[uniq] == 0
                 feats[uniq[new]] = out[first[new]]
-                counts[uniq[new]] = 1
+                counts[uniq] += torch.bincount(inverse, minlength=len(uniq))
                 self.duplicates_dropped += len(index) - int(new.sum())
         if feats is None:
             raise ValueError(f"the {key} loader yielded no batches")
         return feats, counts
 
     def coverage(self) -> dict[str, Tensor]:
-        """Features kept per index after de-duplication ({"image": [num_images], "text": [num_pairs]}, 0 or 1)."""
+        """How often the last refresh received each index ({"image": [num_images], "text": [num_pairs]}).
+
+        1 everywhere is a complete bank; 0 is an index no loader yielded; above 1, an index several ranks or
+        batches yielded (only its first feature is kept).
+        """
         return {m: c.clone() for m, c in self._counts.items()}
 
     def features(self, modality: str, indices: Tensor) -> Tensor:

@@ -1,7 +1,7 @@
 """GEA (Generation-Enhanced Alignment): TGTE, GIF and the triplet alignment loss; see docs/gea.md."""
 
 from tipr.gea.config import GEAConfig
-from tipr.gea.gif import GIF, FusionQuery, gif_loss, hard_negatives, rerank
+from tipr.gea.gif import GIF, FusionQuery, gif_loss, hard_negatives, rerank, rerank_top_k
 from tipr.gea.tal import tal_from_scores, tal_loss
 from tipr.gea.tgte import TGTE, eot_feature
 
@@ -14,6 +14,7 @@ __all__ = [
     "gif_loss",
     "hard_negatives",
     "rerank",
+    "rerank_top_k",
     "tal_from_scores",
     "tal_loss",
 ]

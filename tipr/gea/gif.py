@@ -129,9 +129,9 @@ def gif_loss(
     sim: Tensor,
     pids: Tensor | None,
     *,
-    num_negatives: int = 3,
-    tau: float = 0.015,
-    margin: float = 0.1,
+    num_negatives: int,
+    tau: float,
+    margin: float,
     gen_mask: Tensor | None = None,
 ) -> Tensor:
     """TAL on GIF scores: each query's paired image against its hardest two-tower negatives.
@@ -177,7 +177,7 @@ def rerank(
     candidate_img_tokens: CandidateTokens,
     base_scores: Tensor,
     *,
-    weight: float = 1.0,
+    weight: float,
     batch_size: int = 256,
 ) -> tuple[Tensor, Tensor]:
     """Reorder each query's K two-tower candidates by ``base_scores + weight * gif.score``.
@@ -238,3 +238,30 @@ def rerank(
     final, order = final.sort(dim=1, descending=True, stable=True)
     ids = candidate_ids.gather(1, order.to(candidate_ids.device))
     return (ids[0], final[0]) if single else (ids, final)
+
+
+def rerank_top_k(
+    gif: GIF,
+    query: FusionQuery,
+    scores: Tensor,
+    candidate_img_tokens: CandidateTokens,
+    *,
+    top_k: int,
+    weight: float,
+    batch_size: int = 256,
+) -> Tensor:
+    """Two-tower ``scores [Q, N]`` with each query's top ``top_k`` re-ranked by GIF and lifted above the rest.
+
+    The re-ranked candidates keep their new order (``rerank``) and sort before every other column, whose
+    two-tower order is unchanged: their final scores are shifted by ``max(scores) - min(final) + 1``. Columns
+    index ``candidate_img_tokens`` (a token bank or a function of column ids). This is the ranking that
+    ``tipr.evaluate`` measures and the app shows.
+    """
+    if scores.dim() != 2:
+        raise ValueError(f"scores must be [Q, N] (one row per query), got {tuple(scores.shape)}")
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    base, candidates = scores.topk(min(top_k, scores.shape[1]), dim=1)
+    ids, final = rerank(gif, query, candidates, candidate_img_tokens, base, weight=weight, batch_size=batch_size)
+    lift = scores.max(dim=1, keepdim=True).values - final.min(dim=1, keepdim=True).values + 1.0
+    return scores.scatter(1, ids, (final + lift).to(scores.dtype))

@@ -57,7 +57,7 @@ def _tal_rows(scores: Tensor, positive: Tensor, tau: float, margin: float) -> Te
 
 
 def tal_loss(
-    img: Tensor, txt: Tensor, pids: Tensor | None = None, *, tau: float = 0.015, margin: float = 0.1
+    img: Tensor, txt: Tensor, pids: Tensor | None = None, *, tau: float, margin: float
 ) -> Tensor:
     """Bidirectional TAL between paired image and text features ``[B, d]`` (normalised here).
 
@@ -86,8 +86,8 @@ def tal_from_scores(
     pos: Tensor,
     neg: Tensor,
     *,
-    tau: float = 0.015,
-    margin: float = 0.1,
+    tau: float,
+    margin: float,
     neg_mask: Tensor | None = None,
 ) -> Tensor:
     """One-direction TAL for scores that are not cosine matrices (e.g. GIF's cross-encoder scores).

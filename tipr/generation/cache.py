@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from PIL import Image, PngImagePlugin
 _PNG_END = b"IEND\xaeB`\x82"  # last bytes of every complete PNG
 _HASH_WHOLE_BELOW = 64 * 2**20
 _HASH_EDGE = 4 * 2**20
+STALE_AFTER_SECONDS = 600.0  # a write takes milliseconds: a temporary file this old belongs to a killed writer
 
 
 def model_fingerprint(id_or_dir: str | os.PathLike) -> str:
@@ -101,6 +103,21 @@ class GenerationCache:
             Path(tmp).unlink(missing_ok=True)
             raise
         return path
+
+    def remove_stale_temporaries(self, older_than: float = STALE_AFTER_SECONDS) -> list[Path]:
+        """Delete the temporary files of writers killed mid-write (older than `older_than` seconds); returns them.
+
+        Younger ones may belong to a process filling the same cache right now, so they stay.
+        """
+        now, removed = time.time(), []
+        for path in self.root.glob("??/.*.tmp"):
+            try:
+                if now - path.stat().st_mtime > older_than:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:  # finished or removed by another process meanwhile
+                pass
+        return removed
 
     def __len__(self) -> int:
         return sum(1 for _ in self.root.glob("??/*.png"))

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from tipr.generation.cache import GenerationCache, model_fingerprint
 from tipr.generation.prompts import PEDESTRIAN_TEMPLATE, PLAIN_TEMPLATE, PromptTemplate, caption_seed
+from tipr.hub import hub_offline
 
 OUTPUT_SIZE = (384, 128)  # (height, width) of tipr's images
 FEW_STEP_MARKERS = ("turbo", "lightning", "lcm", "hyper")
@@ -128,16 +129,10 @@ def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image if image.size == (width, height) else image.resize((width, height), Image.Resampling.BICUBIC)
 
 
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
-
-
 def _unavailable(model_id: str, why: str) -> GeneratorUnavailableError:
     return GeneratorUnavailableError(
         f"cannot load the text-to-image model {model_id!r}: {why}. It is not in the local Hugging Face cache. "
-        f"Either download it where the Hub is reachable (unset HF_HUB_OFFLINE, e.g. `huggingface-cli download "
+        f"Either download it where the Hub is reachable (unset HF_HUB_OFFLINE, e.g. `hf download "
         f"{model_id}`) or pass a local pipeline folder instead (a diffusers save_pretrained folder, such as "
         f"tipr's tiny generator from `python train/train_generator.py --output_dir DIR`).")
 
@@ -148,7 +143,7 @@ def _hub_kwargs(model_id: str) -> dict[str, Any]:
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     cached = isinstance(try_to_load_from_cache(model_id, "model_index.json"), str)
-    if _offline():
+    if hub_offline():
         if cached:
             return {"local_files_only": True}
         raise _unavailable(model_id, "HF_HUB_OFFLINE=1 is set")
@@ -156,7 +151,7 @@ def _hub_kwargs(model_id: str) -> dict[str, Any]:
         HfApi().model_info(model_id, timeout=10)
     except GatedRepoError as e:
         raise GeneratorUnavailableError(f"{model_id!r} is gated on the Hub: accept its licence and log in "
-                                        f"(`huggingface-cli login`), or pass a local folder ({e})") from e
+                                        f"(`hf auth login`), or pass a local folder ({e})") from e
     except RepositoryNotFoundError as e:
         raise GeneratorUnavailableError(f"no model {model_id!r} on the Hub (or it is private: log in); check the "
                                         f"id or pass a local pipeline folder") from e

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -103,6 +104,24 @@ def _register_config_file(path: str) -> str:
     return Path(path).stem
 
 
+class _RandomInitNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No pretrained weights loaded" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_random_init(asked: bool):
+    """Drop open_clip's "initialized randomly" warning when no open_clip weights were asked for (a tipr model
+    loads its own weights right after, or a test wants a random model)."""
+    notice = _RandomInitNotice()
+    if asked:
+        logging.getLogger().addFilter(notice)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(notice)
+
+
 def _create_clip(cfg: BackboneConfig) -> nn.Module:
     name = cfg.name
     if cfg.model_cfg is not None:
@@ -120,7 +139,8 @@ def _create_clip(cfg: BackboneConfig) -> nn.Module:
     kwargs = dict(pretrained=None if tipr_weights else pretrained, force_image_size=tuple(cfg.image_size))
     if cfg.context_length != 77:
         kwargs["force_context_length"] = cfg.context_length
-    clip = open_clip.create_model(name, **kwargs)
+    with _quiet_random_init(kwargs["pretrained"] is None):
+        clip = open_clip.create_model(name, **kwargs)
     if tipr_weights is not None:
         _load_tipr_backbone(clip, tipr_weights)
     return clip

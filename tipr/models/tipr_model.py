@@ -12,10 +12,11 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from tipr.config import dataclass_from_dict
+from tipr.ecca.config import ECCAConfig
+from tipr.gea.config import GEAConfig
 from tipr.hub import require_hub
 from tipr.models.backbone import BackboneConfig, Features, build_backbone
-
-METHODS = ("clip", "ecca", "gea", "ecca+gea")
+from tipr.models.method import Method
 
 
 class TIPRModel(
@@ -31,28 +32,30 @@ class TIPRModel(
 
     `method` picks the heads: "clip" (none), "ecca" (prototype fusion + unified prototypes),
     "gea" (TGTE + GIF) or "ecca+gea" (both). Option dicts are the fields of ECCAConfig / GEAConfig.
+    Heads a method or its switches leave out are None: `fusion`, `prototypes`, `tgte`, `gif`.
     """
 
-    def __init__(self, *, method: str = "clip", backbone: dict | None = None, ecca: dict | None = None,
-                 gea: dict | None = None):
+    def __init__(self, *, method: str | Method = Method.CLIP, backbone: dict | None = None,
+                 ecca: dict | None = None, gea: dict | None = None):
         super().__init__()
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-        self.method = method
+        self.method = method = Method.parse(method)
         self.backbone = build_backbone(dataclass_from_dict(BackboneConfig, backbone))
         dim = self.backbone.embed_dim
         saved_backbone = self.backbone.config.to_dict() | {"pretrained": None}  # weights live in model.safetensors
-        self.ecca_config = self.gea_config = None
-        if "ecca" in method:
-            from tipr.ecca import ECCAConfig, PrototypeFusion, UnifiedPrototypes
+        self.ecca_config: ECCAConfig | None = None
+        self.gea_config: GEAConfig | None = None
+        for head in ("fusion", "prototypes", "tgte", "gif"):
+            self.register_module(head, None)
+        if method.uses_ecca:
+            from tipr.ecca import PrototypeFusion, UnifiedPrototypes
 
             self.ecca_config = dataclass_from_dict(ECCAConfig, ecca)
             c = self.ecca_config
             self.fusion = (PrototypeFusion(dim=dim, num_prototypes=c.num_prototypes_s, heads=c.fusion_heads)
                            if c.use_prototype_fusion else None)
             self.prototypes = UnifiedPrototypes(num_prototypes=c.num_unified_prototypes, dim=dim)
-        if "gea" in method:
-            from tipr.gea import GEAConfig, GIF, TGTE
+        if method.uses_gea:
+            from tipr.gea import GIF, TGTE
 
             self.gea_config = dataclass_from_dict(GEAConfig, gea)
             c = self.gea_config
@@ -60,7 +63,7 @@ class TIPRModel(
             self.gif = GIF(dim=dim, heads=c.gif_heads, layers=c.gif_layers) if c.use_gif else None
         if self._hub_mixin_config is not None:
             self._hub_mixin_config = {
-                "method": method,
+                "method": method.value,
                 "backbone": saved_backbone,
                 "ecca": asdict(self.ecca_config) if self.ecca_config else None,
                 "gea": asdict(self.gea_config) if self.gea_config else None,
@@ -69,7 +72,7 @@ class TIPRModel(
     # ----------------------------------------------------------------------------------------- features
     @property
     def uses_generated_images(self) -> bool:
-        return getattr(self, "tgte", None) is not None or getattr(self, "gif", None) is not None
+        return self.tgte is not None or self.gif is not None
 
     def tokenize(self, captions: list[str]) -> torch.Tensor:
         return self.backbone.tokenize(captions)
@@ -90,7 +93,7 @@ class TIPRModel(
         Rows whose `has_generated` is False (no generated image) keep their plain text tokens.
         """
         feats = self.backbone.encode_text(ids)
-        if getattr(self, "tgte", None) is not None and gen is not None:
+        if self.tgte is not None and gen is not None:
             gen_mask = gen.mask if has_generated is None else gen.mask & has_generated.to(gen.mask.device)[:, None]
             tokens = self.tgte(feats.tokens, feats.mask, gen.tokens, gen_mask=gen_mask)
             from tipr.gea.tgte import eot_feature
@@ -100,7 +103,7 @@ class TIPRModel(
 
     def fuse(self, feats: Features) -> torch.Tensor:
         """The global feature, after ECCA's prototype fusion over the tokens when the model has it."""
-        if getattr(self, "fusion", None) is None:
+        if self.fusion is None:
             return feats.global_
         return self.fusion(feats.global_, feats.tokens, feats.mask)
 
@@ -110,7 +113,7 @@ class TIPRModel(
     def encode_texts(self, ids: torch.Tensor, generated: torch.Tensor | None = None,
                      has_generated: torch.Tensor | None = None) -> torch.Tensor:
         gen = None
-        if generated is not None and getattr(self, "tgte", None) is not None:
+        if generated is not None and self.tgte is not None:
             gen = self.generated_features(generated)
         return F.normalize(self.text_features(ids, gen, has_generated)[0], dim=-1)
 

@@ -16,8 +16,7 @@ from typing import Any
 
 from tipr.ecca.config import ECCAConfig
 from tipr.gea.config import GEAConfig
-
-METHODS = ("clip", "ecca", "gea", "ecca+gea")
+from tipr.models.method import METHODS, Method
 DATASETS = ("cuhk-pedes", "icfg-pedes", "rstpreid", "synthpedes")
 SETTINGS = ("full", "easy", "medium", "hard")
 LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
@@ -262,15 +261,16 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error(f"{', '.join(missing)} required (on the command line or in --config)")
     if args.method not in METHODS:
         parser.error(f"--method must be one of {', '.join(METHODS)}, got {args.method!r}")
-    if "ecca" in args.method and args.supervised:
+    args.method = Method(args.method)
+    if args.method.uses_ecca and args.supervised:
         parser.error("ECCA trains without identity labels: drop --supervised for --method ecca / ecca+gea")
-    if args.oracle_neighbours and "ecca" not in args.method:
+    if args.oracle_neighbours and not args.method.uses_ecca:
         parser.error("--oracle_neighbours changes ECCA's completion: use it with --method ecca or ecca+gea")
     if args.oracle_neighbours and args.push_to_hub:
         parser.error("--oracle_neighbours reads identity labels (an ablation diagnostic): such a model is not ECCA; "
                      "do not --push_to_hub it")
     if args.supervised is None:
-        args.supervised = "ecca" not in args.method
+        args.supervised = not args.method.uses_ecca
     if args.pretrained is not None and str(args.pretrained).lower() in ("none", "", "null"):
         args.pretrained = None
     for name in ("train_batch_size", "eval_batch_size", "num_train_epochs", "gradient_accumulation_steps",
@@ -297,19 +297,53 @@ def _overrides(args: argparse.Namespace, cls) -> dict[str, Any]:
 
 def ecca_config(args: argparse.Namespace) -> ECCAConfig | None:
     """ECCAConfig from the flags (None unless the method has ECCA)."""
-    return ECCAConfig(**_overrides(args, ECCAConfig)) if "ecca" in args.method else None
+    return ECCAConfig(**_overrides(args, ECCAConfig)) if Method(args.method).uses_ecca else None
 
 
 def gea_config(args: argparse.Namespace) -> GEAConfig | None:
     """GEAConfig from the flags (None unless the method has GEA)."""
-    return GEAConfig(**_overrides(args, GEAConfig)) if "gea" in args.method else None
+    return GEAConfig(**_overrides(args, GEAConfig)) if Method(args.method).uses_gea else None
+
+
+def accelerator_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of `accelerate.Accelerator` for these flags."""
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, ProjectConfiguration
+
+    return {
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "mixed_precision": args.mixed_precision,
+        "log_with": None if args.report_to == "none" else args.report_to,
+        "project_config": ProjectConfiguration(project_dir=str(args.output_dir),
+                                               logging_dir=os.path.join(args.output_dir, args.logging_dir)),
+        "cpu": args.cpu,
+        # a seeded sampler: epoch e's order depends on (seed, e) only, so a resumed run sees the same batches
+        "dataloader_config": DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+        # heads can sit out a step (e.g. GIF without two complete pairs in a batch)
+        "kwargs_handlers": [DistributedDataParallelKwargs(find_unused_parameters=True)],
+    }
+
+
+def generation_options(args: argparse.Namespace, accelerator=None) -> dict[str, Any]:
+    """Keyword arguments of `prepare_generated` for these flags; exits naming --generator when none is found."""
+    from tipr.generation.generated import default_generator
+
+    generator = args.generator or default_generator()
+    if generator is None:
+        raise SystemExit(f"error: --method {args.method} reads generated images: pass --generator (a diffusers "
+                         f"pipeline Hub id such as stabilityai/sd-turbo, or a local pipeline folder such as one saved "
+                         f"by train/train_generator.py)")
+    return {"generator": generator, "cache_dir": args.generation_cache or os.path.join(args.output_dir, "generated"),
+            "steps": args.generation_steps, "guidance_scale": args.guidance_scale, "seed": args.generation_seed,
+            "batch_size": args.generation_batch_size, "accelerator": accelerator,
+            "device": "cpu" if accelerator is None else accelerator.device,
+            "progress": accelerator is None or accelerator.is_main_process}
 
 
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of TIPRModel for these flags."""
     ecca, gea = ecca_config(args), gea_config(args)
     return {
-        "method": args.method,
+        "method": Method(args.method).value,
         "backbone": {"name": args.model_name, "pretrained": args.pretrained, "image_size": list(args.image_size),
                      "context_length": args.context_length},
         "ecca": dataclasses.asdict(ecca) if ecca else None,

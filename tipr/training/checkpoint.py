@@ -21,7 +21,7 @@ MANIFEST = "tipr_checkpoint.json"
 PREFIX = "checkpoint-"
 _FORMAT = "tipr-checkpoint/1"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
-_TMP = re.compile(r"^\.checkpoint-(\d+)\.tmp$")
+_TMP = re.compile(r"^\.(checkpoint-\d+|best)\.(tmp|old)$")  # folders being written or replaced
 logger = logging.getLogger(__name__)
 
 
@@ -47,6 +47,25 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def replace_folder(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
+    """Move the finished folder `tmp` to `final` by renames, replacing an existing `final`.
+
+    Readers see the old folder or the new one, never a half-written one; a kill between the two renames
+    leaves `.NAME.old` and `tmp`, which `remove_stale_temporaries` deletes.
+    """
+    tmp, final = Path(tmp), Path(final)
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    _fsync_dir(final.parent)
+    return final
+
+
 def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     """The `checkpoint-N` folders of `output_dir`, oldest (smallest N) first; temporary folders excluded."""
     root = Path(output_dir)
@@ -57,13 +76,21 @@ def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
 
 
 def remove_stale_temporaries(output_dir: str | os.PathLike) -> list[Path]:
-    """Delete `.checkpoint-N.tmp` folders left by a run killed while saving; returns what was removed."""
+    """Delete `.checkpoint-N.tmp` and `.best.tmp` folders left by a run killed while saving; returns them."""
     root = Path(output_dir)
     stale = [p for p in root.iterdir() if p.is_dir() and _TMP.match(p.name)] if root.is_dir() else []
     for path in stale:
         logger.warning("removing %s: a checkpoint that was not finished writing (the run stopped while saving)", path)
         shutil.rmtree(path, ignore_errors=True)
     return stale
+
+
+def prepare_output_dir(output_dir: str | os.PathLike) -> Path:
+    """Create a run's output folder, or sweep what a killed run left half-written in it."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(output_dir)
+    return output_dir
 
 
 def write_manifest(folder: str | os.PathLike, state: dict[str, Any]) -> dict[str, Any]:
@@ -150,15 +177,7 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, state
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         write_manifest(tmp, state)
-        if final.exists():  # the same step saved again (e.g. after resuming from it): the new one replaces it
-            old = output_dir / f".{PREFIX}{step}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-        _fsync_dir(output_dir)
+        replace_folder(tmp, final)  # the same step saved again (e.g. after resuming from it) is replaced
         prune_checkpoints(output_dir, total_limit)
     accelerator.wait_for_everyone()
     return final

@@ -20,15 +20,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
-from tipr.data import ImageList, Modality, TrainPairs, build_transform, load_dataset, partition_pairs
+from tipr.data import load_dataset
 from tipr.evaluate import evaluate
 from tipr.models.tipr_model import TIPRModel
 from tipr.objectives import build_objective
-from tipr.training.args import model_kwargs, parse_args
-from tipr.training.generated import GeneratedImages, WithGenerated, prepare_generated
-from tipr.training.loaders import Indexed, PairTexts
+from tipr.training.args import generation_options, model_kwargs, parse_args
+from tipr.training.bank_refresh import refresh_bank
+from tipr.training.data import build_train_data, make_partition
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -100,23 +100,17 @@ def measure_step_cost(argv: Sequence[str], *, steps: int = 2, warmup_steps: int 
     args = parse_args(list(argv))
     dev = torch.device(device)
     dataset = load_dataset(args.dataset, args.data_root)
-    partition = partition_pairs(len(dataset.train), args.setting, seed=args.partition_seed)
+    partition = make_partition(dataset, setting=args.setting, seed=args.partition_seed, by=args.partition_by,
+                               file=args.partition_file)
     torch.manual_seed(args.seed)
     model = TIPRModel(**model_kwargs(args)).to(dev)
     objective = build_objective(model, method=args.method, records=dataset.train, partition=partition,
                                 supervised=args.supervised, loss=args.loss, cache_dir=None)
-    size = tuple(args.image_size)
-    pairs = TrainPairs(dataset.train, transform=build_transform(size, train=True), tokenize=model.backbone.tokenizer,
-                       partition=partition, supervised=args.supervised)
-    test_generated = None
-    if objective.requires_generated:
-        keys = prepare_generated([r.caption for r in dataset.train] + dataset.test.captions, generator=args.generator,
-                                 cache_dir=args.generation_cache, progress=False)
-        test_tf, blank = build_transform(size, train=False), torch.zeros(3, *size)
-        pairs = WithGenerated(pairs, GeneratedImages(keys[:len(dataset.train)], args.generation_cache, test_tf, blank))
-        test_generated = GeneratedImages(keys[len(dataset.train):], args.generation_cache, test_tf, blank)
-    if not objective.uses_incomplete_pairs:
-        pairs = Subset(pairs, partition.indices(Modality.COMPLETE).tolist())
+    generation = generation_options(args) | {"progress": False} if objective.requires_generated else None
+    data = build_train_data(dataset, partition, objective, model.backbone.tokenizer,
+                            image_size=tuple(args.image_size), supervised=args.supervised, seed=args.seed,
+                            eval_batch_size=args.eval_batch_size, generation=generation)
+    pairs = data.train
     needed = warmup_steps + steps
     loader = DataLoader(pairs, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(args.seed))
@@ -132,14 +126,9 @@ def measure_step_cost(argv: Sequence[str], *, steps: int = 2, warmup_steps: int 
                 else contextlib.nullcontext())
     bank_seconds = bank_items = None
     if objective.requires_bank:
-        test_tf = build_transform(size, train=False)
-        image_loader = DataLoader(Indexed(ImageList(dataset.train_image_paths, test_tf), "image"),
-                                  batch_size=args.eval_batch_size)
-        text_loader = DataLoader(PairTexts([r.caption for r in dataset.train], partition.modes,
-                                           model.backbone.tokenizer), batch_size=args.eval_batch_size)
         start = time.perf_counter()
         with autocast:
-            objective.refresh(model, image_loader=image_loader, text_loader=text_loader)
+            refresh_bank(objective, model, *data.bank_loaders)
         _sync(dev)
         bank_seconds = time.perf_counter() - start
         bank_items = len(dataset.train_image_paths) + len(dataset.train)
@@ -167,7 +156,7 @@ def measure_step_cost(argv: Sequence[str], *, steps: int = 2, warmup_steps: int 
         model.eval()
         start = time.perf_counter()
         with autocast:
-            evaluate(model, dataset.test, batch_size=args.eval_batch_size, device=dev, generated=test_generated)
+            evaluate(model, dataset.test, batch_size=args.eval_batch_size, device=dev, generated=data.generated["test"])
         cost.eval_seconds, cost.eval_queries = time.perf_counter() - start, dataset.test.num_captions
     return cost
 

@@ -39,7 +39,9 @@ def prepare_generated(captions: Sequence[str | None], *, generator: str | os.Pat
 
         pipe = load_generator(generator, device=device, guidance_scale=guidance_scale)
         unique = list(dict.fromkeys(c for c in captions if c is not None))
-        stats = pipe.fill_cache(unique, GenerationCache(cache_dir), seed_base=seed, steps=steps,
+        cache = GenerationCache(cache_dir)
+        cache.remove_stale_temporaries()
+        stats = pipe.fill_cache(unique, cache, seed_base=seed, steps=steps,
                                 batch_size=batch_size, progress=progress)
         logger.info("generated images: %d new, %d cached (%s, cache %s)", stats.generated, stats.skipped, pipe,
                     cache_dir)
