@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
 SHELL_FENCE = re.compile(r"^```(bash|sh|shell)\s*$")
 TINY_TRAIN = "--preset tiny --image_size 64x32 --train_batch_size 8 --cpu --report_to none --max_train_steps 1 " \
-             "--validation_epochs 0"
+             "--validation_epochs 0 --no-eval_test"
 
 
 @dataclass(frozen=True)
