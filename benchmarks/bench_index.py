@@ -115,7 +115,7 @@ def app(size: int, args: argparse.Namespace) -> dict:
     folder = Path(args.work) / f"app-synthetic-{size}-{dim}d-{fingerprint.replace('@', '-')}-{args.index or 'auto'}"
     if not (folder / "manifest.json").is_file():
         shutil.rmtree(folder, ignore_errors=True)
-        crops = list_gallery(render(400, args))
+        crops = list_gallery(render(min(400, max(12, size // 100)), args))  # rendered crops the rows show
         start = time.perf_counter()
         synthetic_index(folder, size, dim, factory=args.index, model=fingerprint, root=crops.root, images=crops.images)
         print(f"built {folder} in {time.perf_counter() - start:.0f} s", file=sys.stderr)

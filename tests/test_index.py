@@ -293,15 +293,11 @@ def test_two_processes_write_the_index_one_process_writes(synth, tmp_path):
 def test_bench_index_runs_tiny(tmp_path):
     out = tmp_path / "bench.md"
     _run([sys.executable, "benchmarks/bench_index.py", "--synthetic_sizes", "600", "--real_images", "12",
-          "--image_size", "64", "32", "--queries", "12", "--app_size", "700", "--work", str(tmp_path / "work"),
+          "--image_size", "64", "32", "--queries", "12", "--app_size", "0", "--work", str(tmp_path / "work"),
           "--out", str(out)])
-    index_part, app_part = out.read_text().split("python app.py --gallery")
-    rows = [line.split("|")[1:-1] for line in index_part.splitlines() if line.startswith("| S")
-            or line.startswith("| s")]
-    assert [r[1].strip() for r in rows] == ["600", "12"]
+    text = out.read_text()
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| S") or line.startswith("| s")]
+    assert [r[1].strip() for r in rows] == ["600", "12"] and "python app.py" not in text  # the app: test_index_app
     assert all(float(r[5]) == 1.0 for r in rows)  # Flat at this size: exact
     assert all(0 < float(r[3]) <= float(r[4]) for r in rows)
-    served = [line.split("|")[1:-1] for line in app_part.splitlines() if line.startswith("| synthetic")]
-    assert len(served) == 1 and served[0][1].strip() == "700"
-    wall, cpu = (float(x) for x in served[0][2].replace("(", " ").replace(")", " ").split())
-    assert 0 < cpu and 0 < wall < 300 and 0 < float(served[0][3]) <= float(served[0][4])
+    assert all(0 < float(r[7].split("(")[1].rstrip(") ")) for r in rows)  # CPU seconds to the first answer

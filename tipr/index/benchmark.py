@@ -87,15 +87,16 @@ def app_first_answer(folder: str | os.PathLike, model: str, *, queries: Sequence
     app = Path(__file__).resolve().parents[2] / "app.py"
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "TIPR_CACHE_DIR": cache}
+        log = open(Path(cache) / "server.log", "w+")  # a file, not a pipe nobody reads while it serves
         started = time.perf_counter()
         proc = subprocess.Popen([sys.executable, str(app), "--model", model, "--gallery", str(folder), "--generator",
-                                 "none", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+                                 "none", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             client = None
             while client is None:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"app.py did not serve {folder}: {proc.stderr.read()[-3000:]}")
+                    log.seek(0)
+                    raise RuntimeError(f"app.py did not serve {folder}: {log.read()[-3000:]}")
                 if time.perf_counter() - started > timeout:
                     raise RuntimeError(f"app.py did not serve {folder} within {timeout} s")
                 try:
@@ -116,6 +117,7 @@ def app_first_answer(folder: str | os.PathLike, model: str, *, queries: Sequence
         finally:
             proc.terminate()
             proc.wait(30)
+            log.close()
     return {"first_answer_s": first, "first_answer_cpu_s": cpu, "p50_ms": 1000 * float(np.percentile(times, 50)),
             "p95_ms": 1000 * float(np.percentile(times, 95)), "rss_mb": rss}
 
