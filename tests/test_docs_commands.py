@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
 SHELL_FENCE = re.compile(r"^```(bash|sh|shell)\s*$")
 TINY_TRAIN = "--preset tiny --image_size 64x32 --train_batch_size 8 --cpu --report_to none --max_train_steps 1 " \
-             "--validation_epochs 0"
+             "--validation_epochs 0 --no-eval_test"
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,14 @@ COVERAGE = {
     "tests/test_app_server.py": By(f"{THIS}::test_pytest_commands_select_tests"),
     "TIPR_SCREENSHOTS=docs/screenshots python -m pytest -q tests/test_app_server.py -k browser":
         By("tests/test_app_server.py::test_browser_runs_each_tab", f"{THIS}::test_pytest_commands_select_tests"),
+    # docs/app.md, Large galleries
+    "python -m tipr.index --model assets/model --gallery /data/cameras --out /data/cameras-index":
+        By("tests/test_index.py::test_two_processes_write_the_index_one_process_writes"),
+    "python app.py --gallery /data/cameras-index": By("tests/test_index_app.py::test_app_serves_an_index_folder"),
+    "accelerate launch --multi_gpu --num_processes 8 -m tipr.index --model M --gallery G --out INDEX":
+        By("tests/test_index.py::test_two_processes_write_the_index_one_process_writes"),
+    "OMP_NUM_THREADS=1 python benchmarks/bench_index.py --synthetic_sizes 100000 1000000 --real_images 100000 "
+    "--app_size 1000000 --out docs/results/index_benchmark.md": By("tests/test_index.py::test_bench_index_runs_tiny"),
     # docs/data.md
     "python -m tipr.data.synthetic --out data --identities 200 --profile icfg-pedes":
         By("tests/test_synthetic.py::test_profile_cli_and_bad_input"),
