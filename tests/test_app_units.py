@@ -17,7 +17,7 @@ from tipr.app.gallery_source import CAPTIONS_FORMAT, GalleryError, GallerySource
 from tipr.ecca.config import ECCAConfig
 from tipr.app.index_store import INDEX_DIRNAME, cache_index_dir
 from tipr.app.cli import parse_args
-from tipr.app.completion import CompletionError, complete_image, rank_of
+from tipr.app.completion import CompletionError, complete_image
 from tipr.app.search import MAX_QUERY_CHARS, QueryError, Searcher, UserImages, clean_query
 
 
@@ -256,9 +256,15 @@ def test_completion_needs_captions():
         complete_image(index, index.image_features[0], row=0)
 
 
-@pytest.mark.parametrize("scores, row, rank", [([0.1, 0.5, 0.3], 2, 2), ([0.9, 0.5, 0.3], 0, 1), ([0.3, 0.3], 1, 1)])
-def test_rank_of(scores, row, rank):
-    assert rank_of(np.array(scores), row) == rank
+@pytest.mark.parametrize("others, score, complete, rank", [
+    ([0.1, 0.5], 0.3, True, 2), ([0.5, 0.3], 0.9, True, 1), ([0.3], 0.3, True, 1),  # ties count in its favour
+    ([0.9, 0.8], 0.1, True, 3), ([0.9, 0.8], 0.1, False, None),  # below a truncated list: beyond it
+    ([0.9, 0.8], 0.85, False, 2), ([], 0.5, True, 1),
+])
+def test_rank_among(others, score, complete, rank):
+    from tipr.app.ranks import rank_among
+
+    assert rank_among(np.array(others), score, complete=complete) == rank
 
 
 # ------------------------------------------------------------------------------------------------ ranking

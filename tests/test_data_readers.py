@@ -150,6 +150,18 @@ def test_non_contiguous_train_ids_are_renumbered_with_a_warning(tmp_path, name, 
     assert ds.test.image_pids[-2:] == [12, 13]  # eval ids stay as they are
 
 
+def test_a_person_whose_images_are_all_skipped_leaves_no_gap(tmp_path):
+    records = annotations("rstpreid")
+    records[2]["id"] = 2  # three train people: 0, 1, 2
+    root = write_dataset(tmp_path, "rstpreid", records)
+    (root / "imgs" / "cam_a" / "0002.png").unlink()  # person 1's only image
+    with pytest.warns(UserWarning) as caught:
+        ds = load_dataset("rstpreid", root, skip_missing_images=True)
+    assert [r.pid for r in ds.train] == [0, 0, 1] and ds.num_train_pids == 2
+    assert any("renumbered 0..1" in str(w.message) for w in caught)
+    assert all(w.filename == __file__ for w in caught)  # the warnings point at the caller
+
+
 def test_contiguous_ids_give_no_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")

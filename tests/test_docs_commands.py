@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
 SHELL_FENCE = re.compile(r"^```(bash|sh|shell)\s*$")
 TINY_TRAIN = "--preset tiny --image_size 64x32 --train_batch_size 8 --cpu --report_to none --max_train_steps 1 " \
-             "--validation_epochs 0"
+             "--validation_epochs 0 --no-eval_test"
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,9 @@ SERVES = "tests/test_app_server.py::test_serves_quickly_and_lists_every_action"
 EVALUATES = "tests/test_evaluate.py::test_cli_prints_json_or_a_table"
 RERANKS = "tests/test_evaluate.py::test_rerank_reorders_only_the_top_k_by_gif_score"
 TWO_RANKS = "tests/test_trainer.py::test_two_cpu_processes_train_in_sync"
+# the script at a tiny size, and each method's step (fp32 and bf16) through the same code
+BENCH_TRAIN_STEP = ("tests/test_train_step_bench.py::test_the_script_prints_a_row_from_a_child_process",
+                    "tests/test_train_step_bench.py::test_each_method_step_is_measured")
 COVERAGE = {
     # README.md
     "pip install -r requirements.txt && python app.py": By(f"{THIS}::test_requirements_pin_what_is_installed", SERVES),
@@ -92,10 +95,24 @@ COVERAGE = {
     "tests/test_app_server.py": By(f"{THIS}::test_pytest_commands_select_tests"),
     "TIPR_SCREENSHOTS=docs/screenshots python -m pytest -q tests/test_app_server.py -k browser":
         By("tests/test_app_server.py::test_browser_runs_each_tab", f"{THIS}::test_pytest_commands_select_tests"),
+    # docs/app.md, Large galleries
+    "python -m tipr.index --model assets/model --gallery /data/cameras --out /data/cameras-index":
+        By("tests/test_index.py::test_two_processes_write_the_index_one_process_writes"),
+    "python app.py --gallery /data/cameras-index": By("tests/test_index_app.py::test_app_serves_an_index_folder"),
+    "accelerate launch --multi_gpu --num_processes 8 -m tipr.index --model M --gallery G --out INDEX":
+        By("tests/test_index.py::test_two_processes_write_the_index_one_process_writes"),
+    "OMP_NUM_THREADS=1 python benchmarks/bench_index.py --synthetic_sizes 100000 1000000 --real_images 100000 "
+    "--app_size 1000000 --out docs/results/index_benchmark.md": By("tests/test_index.py::test_bench_index_runs_tiny"),
     # docs/data.md
     "python -m tipr.data.synthetic --out data --identities 200 --profile icfg-pedes":
         By("tests/test_synthetic.py::test_profile_cli_and_bad_input"),
     # docs/training.md
+    "python benchmarks/bench_train_step.py --device cuda --backbone ViT-B-16 --image_size 384x128 --batch_sizes 64 "
+    "128 --precisions bf16 --steps 10 --evaluate": By(*BENCH_TRAIN_STEP),
+    "OMP_NUM_THREADS=2 python benchmarks/bench_train_step.py --backbone ViT-B-16 --image_size 384x128 "
+    "--batch_sizes 4 --precisions fp32 bf16 --evaluate": By(*BENCH_TRAIN_STEP),
+    "OMP_NUM_THREADS=2 python benchmarks/bench_train_step.py --batch_sizes 32 --precisions fp32 bf16 --steps 5":
+        By(*BENCH_TRAIN_STEP),
     "accelerate launch train/run.py --method ecca --dataset cuhk-pedes --data_root data/ --setting medium "
     "--output_dir outputs/ecca-cuhk-medium": By(TRAINS),
     "python -m tipr.data.synthetic --out synth --identities 200 --seed 0 --image_size 128x64":

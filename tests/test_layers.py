@@ -15,8 +15,8 @@ LAYERS = [
     {"tipr/ecca", "tipr/gea"},
     {"tipr/models"},
     {"tipr/generation", "tipr/objectives.py"},
-    {"tipr/evaluate.py", "tipr/generate.py", "tipr/attribute_oracle.py"},
-    {"tipr/training", "tipr/app", "tipr/index", "tipr/study"},
+    {"tipr/evaluate.py", "tipr/generate.py", "tipr/index", "tipr/attribute_oracle.py"},
+    {"tipr/training", "tipr/app", "tipr/study"},
 ]
 LAYER = {unit: level for level, units in enumerate(LAYERS) for unit in units}
 LOCAL = {"train", "tests", "benchmarks", "assets", "tools", "app"}  # repo folders and scripts that are not packages

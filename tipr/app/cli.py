@@ -42,8 +42,8 @@ def build_parser(app_dir: str | os.PathLike, env: Mapping[str, str]) -> argparse
                         "default: the tiny model in assets/model]")
     p.add_argument("--gallery", default=env.get("TIPR_GALLERY", str(assets / "gallery")),
                    help="a folder of images (with an optional captions.json), a dataset root in the CUHK-PEDES, "
-                        "ICFG-PEDES or RSTPReid layout (its test split), or a saved index folder "
-                        "[env TIPR_GALLERY; default: assets/gallery]")
+                        "ICFG-PEDES or RSTPReid layout (its test split), a saved index folder, or an index folder "
+                        "written by python -m tipr.index (large galleries) [env TIPR_GALLERY; default: assets/gallery]")
     p.add_argument("--generator", default=env.get("TIPR_GENERATOR", str(assets / "generator")),
                    help="a diffusers text-to-image id or folder for GEA's generated images, or 'none' "
                         "[env TIPR_GENERATOR; default: the tiny pipeline in assets/generator]")

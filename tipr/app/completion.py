@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tipr.app import ranks
 from tipr.app.gallery_index import GalleryIndex
+from tipr.app.ranks import rank_among
 from tipr.ecca.config import ECCAConfig
 
 
@@ -26,8 +28,8 @@ class Completion:
     nearest_phrases: list[tuple[str, float]]
     probe: str  # the caption the image is ranked for
     probe_kind: str  # "held-out caption" | "nearest caption"
-    rank_without: int
-    rank_with: int
+    rank_without: int | None  # None: beyond the best RANK_WITHIN
+    rank_with: int | None
     gallery_size: int
 
 
@@ -35,21 +37,18 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / max(float(np.linalg.norm(x)), 1e-12)
 
 
-def rank_of(scores: np.ndarray, row: int) -> int:
-    """1-based rank of ``row`` when ``scores`` are sorted in descending order (ties count in its favour)."""
-    return int((scores > scores[row]).sum()) + 1
-
-
 def complete_image(index: GalleryIndex, image_feature: np.ndarray, *, row: int | None = None, k: int = ECCAConfig.k,
                    k_prime: int = ECCAConfig.k_prime, top: int = 5, probe_feature=None,
                    temperature: float = ECCAConfig.fmc_temperature) -> Completion:
     """Complete the text side of one image: the gallery row ``row``, or an outside image when ``row`` is None.
 
-    HSNG's cross bank is the gallery's caption features and its self bank the gallery's image features;
+    HSNG's cross bank is the gallery's caption features and its self bank the gallery's image features
+    (only the images near the image's nearest captions, which is all HSNG reads of it);
     the completed feature is FMC's weighted sum of the chosen captions. The image is then ranked for a
     probe caption (its held-out caption when the gallery keeps one, else the caption nearest to the image)
-    with its plain feature and with ``normalise(image + completed)``; the rest of the gallery is unchanged.
-    ``probe_feature(text) -> [d]`` encodes a held-out caption.
+    with its plain feature and with ``normalise(image + completed)`` among the gallery's best ``RANK_WITHIN``
+    for that caption; the rest of the gallery is unchanged. ``probe_feature(text) -> [d]`` encodes a held-out
+    caption.
     """
     from tipr.ecca import fmc_complete, hsng_neighbours
 
@@ -61,8 +60,10 @@ def complete_image(index: GalleryIndex, image_feature: np.ndarray, *, row: int |
     k_prime = min(k_prime, k)
     v = _normalise(np.asarray(image_feature, dtype=np.float32))
     query = torch.from_numpy(v[None])
-    idx, dist = hsng_neighbours(query, torch.from_numpy(captions), torch.from_numpy(index.image_features),
-                                k=k, k_prime=k_prime)
+    # HSNG reads the image side only for the k-th nearest image of each of the image's k nearest captions
+    _, near = index.search(captions[np.argsort(-(captions @ v), kind="stable")[:k]], k)
+    own = index.vectors(np.unique(near[near >= 0]))
+    idx, dist = hsng_neighbours(query, torch.from_numpy(captions), torch.from_numpy(own), k=k, k_prime=k_prime)
     neighbours = idx[0].tolist()
     completed, weights = fmc_complete(query, torch.from_numpy(captions[neighbours])[None], temperature=temperature)
     t = _normalise(completed[0].numpy())
@@ -80,13 +81,12 @@ def complete_image(index: GalleryIndex, image_feature: np.ndarray, *, row: int |
     else:
         j = int(np.argmax(captions @ v))
         probe, kind, q = index.source.captions[j], "nearest caption", captions[j]
-    scores = index.image_features @ q
-    if row is None:
-        scores, row = np.append(scores, v @ q), len(scores)
-    without = rank_of(scores, row)
-    scores = scores.copy()
-    scores[row] = _normalise(v + t) @ q
+    scores, rows = index.search(q, ranks.RANK_WITHIN + 1)  # + 1: the image itself may be among them
+    found = rows[0] >= 0
+    others = scores[0][found & (rows[0] != (-1 if row is None else row))]
+    complete = int(found.sum()) == len(index)
     return Completion(neighbours=neighbours, distances=dist[0].tolist(), weights=weights[0].tolist(), completed=t,
                       nearest_captions=[(int(i), float(cap_scores[i])) for i in nearest], nearest_phrases=phrases,
-                      probe=probe, probe_kind=kind, rank_without=without, rank_with=rank_of(scores, row),
-                      gallery_size=len(scores))
+                      probe=probe, probe_kind=kind, rank_without=rank_among(others, float(v @ q), complete=complete),
+                      rank_with=rank_among(others, float(_normalise(v + t) @ q), complete=complete),
+                      gallery_size=len(index) + (row is None))

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tipr.index.embed import encode_pixels
 from tipr.models.backbone import Features
 
 
@@ -35,10 +36,9 @@ class Encoder:
     def _pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
         return torch.stack([self.transform(im.convert("RGB")) for im in images]).to(self.device)
 
-    @torch.inference_mode()
     def images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """L2-normalised image features [n, d]."""
-        return self.model.encode_images(self._pixels(images)).float().cpu().numpy()
+        """L2-normalised image features [n, d], computed as ``python -m tipr.index`` computes them."""
+        return encode_pixels(self.model, self._pixels(images))
 
     @torch.inference_mode()
     def texts(self, texts: Sequence[str]) -> np.ndarray:

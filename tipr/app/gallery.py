@@ -19,7 +19,9 @@ from tipr.app.fingerprint import FileStats, file_stats, fingerprint
 from tipr.app.gallery_embedding import EmbedImages, EmbedTexts, build_index, drop_unreadable
 from tipr.app.gallery_index import GalleryIndex
 from tipr.app.gallery_source import GalleryError, GallerySource, read_source
+from tipr.app.index_folder import load_index_folder
 from tipr.app.index_store import INDEX_DIRNAME, META, cache_index_dir, load_index, read_meta, save_index, write_json
+from tipr.index.folder import is_index_folder
 
 log = logging.getLogger("tipr.app")
 
@@ -109,8 +111,11 @@ def embed_gallery(source: GallerySource, *, model_fingerprint: str, embed_images
 
 def load_or_build(path: str | os.PathLike, *, model_fingerprint: str, embed_images: EmbedImages,
                   embed_texts: EmbedTexts, cache_dir: str | os.PathLike) -> GalleryIndex:
-    """The gallery's index: a saved one (the index folder given, ``<gallery>/.tipr-index``, the cache's) when it
-    still matches the images and the model, else embedded now and saved in the cache folder."""
+    """The gallery's index: an index folder written by ``python -m tipr.index``, else a saved one (the index
+    folder given, ``<gallery>/.tipr-index``, the cache's) when it still matches the images and the model, else
+    embedded now and saved in the cache folder."""
+    if is_index_folder(path):  # built offline by python -m tipr.index: nothing to check or embed
+        return load_index_folder(path, model_fingerprint=model_fingerprint)
     source, index_dir = read_gallery(path)
     cache_dir = Path(cache_dir).expanduser()
     own = cache_index_dir(source.root, cache_dir)

@@ -18,7 +18,7 @@ class GalleryIndex:
     """Normalised features of a gallery's images, captions and caption noun phrases, and a faiss index."""
 
     source: GallerySource
-    image_features: np.ndarray  # [N, d] float32, L2-normalised
+    image_features: np.ndarray  # [N, d] L2-normalised (float32, or float16 memory-mapped from an index folder)
     caption_features: np.ndarray  # [C, d]
     phrases: list[str]
     phrase_features: np.ndarray  # [P, d]
@@ -44,3 +44,7 @@ class GalleryIndex:
         """(scores [Q, k], rows [Q, k]) by inner product, best first; k is capped at the gallery size."""
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         return self.faiss_index.search(q, max(1, min(int(k), len(self))))
+
+    def vectors(self, rows) -> np.ndarray:
+        """Image features [len(rows), d] float32 of the given rows (a few rows of a memory-mapped file)."""
+        return np.asarray(self.image_features[np.asarray(rows, dtype=np.int64)], dtype=np.float32)

@@ -1,5 +1,5 @@
-"""What a gallery holds before embedding, read from one of three kinds of folder: a folder of images, a folder
-with a ``captions.json``, or a dataset root in the CUHK-PEDES / ICFG-PEDES / RSTPReid layout (its test split)."""
+"""What a gallery holds before embedding: a folder of images, a folder with a ``captions.json``, a dataset root in
+the CUHK-PEDES / ICFG-PEDES / RSTPReid layout (its test split), or a list file of image paths."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tipr.data.images import IMAGE_SUFFIXES
+from tipr.index.sources import GalleryList, GalleryListError, list_gallery, read_dataset_test
 
 CAPTIONS_FILE = "captions.json"
 CAPTIONS_FORMAT = "tipr-gallery-captions/1"
-DATASET_FORMATS = ("cuhk-pedes", "icfg-pedes", "rstpreid")
 
 
 class GalleryError(ValueError):
@@ -123,52 +122,29 @@ def read_captions_file(root: Path) -> GallerySource:
     return src
 
 
+def _from_listing(listing: GalleryList) -> GallerySource:
+    return GallerySource(root=listing.root, kind=listing.kind,
+                         image_paths=[listing.path(i) for i in range(len(listing.images))], image_pids=listing.pids,
+                         captions=listing.captions, caption_pids=listing.caption_pids,
+                         caption_images=listing.caption_images or [-1] * len(listing.captions))
+
+
 def read_dataset(root: Path) -> GallerySource | None:
     """The test split of a dataset root in one of the public layouts, or None when ``root`` is not one."""
-    from tipr.data import MissingImagesError, load_dataset
-
-    for name in DATASET_FORMATS:
-        try:
-            dataset = load_dataset(name, root)
-        except MissingImagesError as err:
-            raise GalleryError(str(err)) from None
-        except FileNotFoundError:
-            continue
-        test = dataset.test
-        if not test.image_paths:
-            raise GalleryError(f"{root} is a {dataset.name} dataset but its test split has no images; "
-                               f"pass a folder of images instead")
-        return GallerySource(root=Path(dataset.root), kind=dataset.name, image_paths=list(test.image_paths),
-                             image_pids=list(test.image_pids), captions=list(test.captions),
-                             caption_pids=list(test.caption_pids), caption_images=list(test.caption_images))
-    return None
-
-
-def scan_images(root: Path) -> list[str]:
-    """Image files under ``root`` (recursively, hidden folders skipped), sorted."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [os.path.join(dirpath, f) for f in sorted(filenames)
-                  if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES]
-    return [str(Path(p).resolve()) for p in found]
+    try:
+        listing = read_dataset_test(root)
+    except GalleryListError as err:
+        raise GalleryError(str(err)) from None
+    return None if listing is None else _from_listing(listing)
 
 
 def read_source(path: str | os.PathLike) -> GallerySource:
-    """The gallery folder at ``path``: its captions file, else the dataset it holds, else its images."""
+    """The gallery at ``path``: a folder's captions file, else what ``tipr.index.sources.list_gallery`` lists
+    (the dataset the folder holds, its images, or the images a list file names)."""
     path = Path(path).expanduser()
-    if not path.exists():
-        raise GalleryError(f"gallery {path} does not exist; pass a folder of images, a dataset root "
-                           f"(CUHK-PEDES / ICFG-PEDES / RSTPReid layout) or a saved index folder")
-    if path.is_file():
-        raise GalleryError(f"gallery {path} is a file; pass a folder of images, a dataset root or a saved index")
-    path = path.resolve()
-    if (path / CAPTIONS_FILE).is_file():
-        return read_captions_file(path)
-    dataset = read_dataset(path)
-    if dataset is not None:
-        return dataset
-    images = scan_images(path)
-    if not images:
-        raise GalleryError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {path}")
-    return GallerySource(root=path, kind="folder", image_paths=images, image_pids=[-1] * len(images))
+    if path.is_dir() and (path / CAPTIONS_FILE).is_file():
+        return read_captions_file(path.resolve())
+    try:
+        return _from_listing(list_gallery(path))
+    except GalleryListError as err:
+        raise GalleryError(str(err)) from None

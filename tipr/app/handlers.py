@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from tipr.app import ranks
 from tipr.app.completion import CompletionError, complete_image
 from tipr.app.gallery_source import GallerySource
+from tipr.app.ranks import rank_text
 from tipr.app.search import QUERY_MODES, Hit, Searcher, UserImages
 from tipr.app.uploads import LIMITS, UploadLimits, UploadStore, open_upload
 from tipr.data.images import read_image
@@ -51,7 +53,9 @@ def hit_caption(hit: Hit, extra: str = "") -> str:
     return f"#{hit.rank}{extra} · {hit.score:.2f} · {who}"
 
 
-def move_label(before: int, after: int) -> str:
+def move_label(before: int | None, after: int) -> str:
+    if before is None:
+        return f" ▲ from >{ranks.RANK_WITHIN}"
     if before == after:
         return " ="
     arrow = "▲" if before > after else "▼"
@@ -113,8 +117,9 @@ def behind_gea(searcher: Searcher, query: str, seed: int, steps: int, k: int, sh
     moved = sum(before != h.rank for h, before in zip(cmp.with_, cmp.moves))
     table = pd.DataFrame(dict(zip(MOVE_COLUMNS, [
         [h.rank for h in cmp.with_],
-        cmp.moves,
-        [move_label(b, h.rank).strip() + (f" (was #{b})" if b != h.rank else "") for h, b in zip(cmp.with_, cmp.moves)],
+        [b if b is not None else f"> {ranks.RANK_WITHIN}" for b in cmp.moves],
+        [move_label(b, h.rank).strip() + (f" (was {rank_text(b)})" if b != h.rank else "")
+         for h, b in zip(cmp.with_, cmp.moves)],
         [Path(h.path).name for h in cmp.with_],
         [h.pid for h in cmp.with_],
         [round(h.score, 4) for h in cmp.with_],
@@ -135,12 +140,12 @@ def complete(searcher: Searcher, ecca: ECCAConfig, choice: str | None, upload: s
         image = open_upload(upload, limits=limits)
         row, feature, label = None, searcher.encoder.images([image])[0], f"your image {Path(upload).name}"
     elif choice:
-        rows = {src.relative(i): i for i in range(len(src.image_paths))}
+        rows = {src.relative(i): i for i in src.captionless}  # the choices offered
         if choice not in rows:
             raise CompletionError(f"{choice!r} is not an image of this gallery; pick one from the list")
         row = rows[choice]
         image = read_image(src.image_paths[row])
-        feature, label = index.image_features[row], choice
+        feature, label = index.vectors([row])[0], choice
     else:
         raise CompletionError("Pick a captionless gallery image from the list or upload an image.")
     result = complete_image(index, np.asarray(feature), row=row, k=ecca.k, k_prime=ecca.k_prime,
@@ -161,9 +166,11 @@ def complete(searcher: Searcher, ecca: ECCAConfig, choice: str | None, upload: s
     phrases = pd.DataFrame(dict(zip(PHRASE_COLUMNS, [[p for p, _ in result.nearest_phrases],
                                                      [round(s, 4) for _, s in result.nearest_phrases]])))
     before, after = result.rank_without, result.rank_with
-    arrow = "▲" if after < before else ("▼" if after > before else "=")
+    far = 1 << 62  # beyond RANK_WITHIN
+    b, a = (far if r is None else r for r in (before, after))
+    arrow = "▲" if a < b else ("▼" if a > b else "=")
     summary = (f"**{label}** — its {result.probe_kind}: “{result.probe}”\n\n"
-               f"Rank for that caption among {result.gallery_size} images: **#{before}** with the image "
-               f"feature alone → **#{after}** {arrow} with the completed text feature "
+               f"Rank for that caption among {result.gallery_size:,} images: **{rank_text(before)}** with the image "
+               f"feature alone → **{rank_text(after)}** {arrow} with the completed text feature "
                f"(image + completed text, normalised).")
     return image, summary, neighbours, chart, nearest, phrases

@@ -11,9 +11,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tipr.app import ranks
 from tipr.app.encoder import Encoder
 from tipr.app.gallery_index import GalleryIndex
 from tipr.app.intermediate import Imaginer
+from tipr.app.ranks import rank_among
 from tipr.data.images import read_image
 from tipr.gea.config import GEAConfig
 
@@ -86,12 +88,13 @@ class SearchResult:
 
 @dataclass
 class Comparison:
-    """Top-k without and with GEA's generated image; ``moves[i]`` is the text-only rank of ``with_[i]``."""
+    """Top-k without and with GEA's generated image; ``moves[i]`` is the text-only rank of ``with_[i]`` (None:
+    beyond the best ``RANK_WITHIN``)."""
 
     generated: Image.Image
     without: list[Hit]
     with_: list[Hit]
-    moves: list[int]
+    moves: list[int | None]
     notes: list[str] = field(default_factory=list)
 
 
@@ -132,19 +135,14 @@ class Searcher:
     def top(self, feat: np.ndarray, k: int, user: UserImages | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the k best gallery and own images for a normalised query feature."""
         scores, rows = self.index.search(feat[None], k)
-        scores, rows = scores[0], rows[0].astype(np.int64)
+        found = rows[0] >= 0  # an approximate index may find fewer than k
+        scores, rows = scores[0][found], rows[0][found].astype(np.int64)
         if user is not None and len(user):
             own = user.features @ feat
             scores = np.concatenate([scores, own])
             rows = np.concatenate([rows, len(self.index) + np.arange(len(own))])
         order = np.argsort(-scores, kind="stable")[:k]
         return rows[order], scores[order]
-
-    def all_scores(self, feat: np.ndarray, user: UserImages | None = None) -> np.ndarray:
-        scores = self.index.image_features @ feat
-        if user is not None and len(user):
-            scores = np.concatenate([scores, user.features @ feat])
-        return scores
 
     def _gif_rerank(self, tokens, gen, rows: np.ndarray, scores: np.ndarray, user: UserImages | None) -> np.ndarray:
         from tipr.gea.gif import FusionQuery, rerank_top_k
@@ -203,6 +201,7 @@ class Searcher:
         enhanced, _, _ = self.encoder.query(text, generated)
         rows0, scores0 = self.top(plain, k, user)
         rows1, scores1 = self.top(enhanced, k, user)
-        before = self.all_scores(plain, user)
-        moves = [int((before > before[row]).sum()) + 1 for row in rows1]
+        rows_b, scores_b = self.top(plain, ranks.RANK_WITHIN, user)  # ranks before, among the best RANK_WITHIN
+        moves = [rank_among(scores_b[rows_b != row], float(scores_b[rows_b == row][0]), complete=True)
+                 if (rows_b == row).any() else None for row in rows1]
         return Comparison(generated, self._hits(rows0, scores0, user), self._hits(rows1, scores1, user), moves, notes)

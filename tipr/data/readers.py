@@ -103,6 +103,7 @@ def load_dataset(name: str, root: str | os.PathLike, *, skip_missing_images: boo
         gone = set(missing)
         records = [rec for rec in records if rec["image_path"] not in gone]
 
+    _renumber_train_pids(anno_path, records, fmt)  # after skipping: a skipped person leaves a gap too
     by_split = {split: [rec for rec in records if rec["split"] == split] for split in SPLITS}
     train, train_image_paths = _train_records(by_split["train"])
     test = _eval_split(by_split["test"])
@@ -196,7 +197,6 @@ def _read_records(path: Path, fmt: DatasetFormat) -> list[dict[str, Any]]:
                         "attributes": raw.get("attributes")})
     if unsplit:
         _check_id_split(path, records, fmt)
-    _renumber_train_pids(path, records, fmt)
     return records
 
 
@@ -234,7 +234,7 @@ def _renumber_train_pids(path: Path, records: list[dict[str, Any]], fmt: Dataset
         f"{train_pids[-1] - offset}" + (f", none for e.g. {[a - offset for a in absent[:_SHOWN]]}" if absent else "")
         + f") do not run contiguously from {-offset} ({fmt.folder} convention, {rule}, as in IRRA); renumbered "
         f"0..{len(train_pids) - 1} in id order. Expected for a filtered or merged copy of the dataset.",
-        stacklevel=4)
+        stacklevel=3)
     new = {pid: i for i, pid in enumerate(train_pids)}
     for rec in records:
         if rec["split"] == "train":

@@ -116,7 +116,8 @@ def _phrases(a: dict[str, Any], said: set[str], rng: np.random.Generator, posses
 
 def describe(a: dict[str, Any], visible: set[str], rng: np.random.Generator) -> str:
     """One caption naming a random subset of the ``visible`` attribute groups of a person."""
-    said = {g for g in visible if g in MENTION and rng.random() < MENTION[g]}
+    # sorted: a set's order follows PYTHONHASHSEED, and the draws must not (the same seed, the same captions)
+    said = {g for g in sorted(visible) if g in MENTION and rng.random() < MENTION[g]}
     main = [g for g in ("hair", "upper", "lower", "shoes", "bag", "headwear", "carry") if g in visible]
     while len(said & set(main)) < min(3, len(main)):  # annotators say at least a few things
         said.add(_pick(rng, [g for g in main if g not in said]))

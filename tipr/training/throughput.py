@@ -29,6 +29,7 @@ from tipr.objectives import build_objective
 from tipr.training.args import generation_options, model_kwargs, parse_args
 from tipr.training.bank_refresh import refresh_bank
 from tipr.training.data import build_train_data, make_partition
+from tipr.training.optim import param_groups
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -100,26 +101,25 @@ def measure_step_cost(argv: Sequence[str], *, steps: int = 2, warmup_steps: int 
     args = parse_args(list(argv))
     dev = torch.device(device)
     dataset = load_dataset(args.dataset, args.data_root)
-    partition = make_partition(dataset, setting=args.setting, seed=args.partition_seed, by=args.partition_by,
-                               file=args.partition_file)
+    partition = make_partition(dataset, setting=args.setting, seed=args.partition_seed, by=args.partition_by)
     torch.manual_seed(args.seed)
     model = TIPRModel(**model_kwargs(args)).to(dev)
     objective = build_objective(model, method=args.method, records=dataset.train, partition=partition,
                                 supervised=args.supervised, loss=args.loss, cache_dir=None)
-    generation = generation_options(args) | {"progress": False} if objective.requires_generated else None
+    generation = ({**generation_options(args), "device": dev, "progress": False} if objective.requires_generated
+                  else None)
     data = build_train_data(dataset, partition, objective, model.backbone.tokenizer,
                             image_size=tuple(args.image_size), supervised=args.supervised, seed=args.seed,
                             eval_batch_size=args.eval_batch_size, generation=generation)
-    pairs = data.train
     needed = warmup_steps + steps
-    loader = DataLoader(pairs, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
+    loader = DataLoader(data.train, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(args.seed))
-    batches = []
+    batches: list = []
     while len(batches) < needed:  # small datasets: go round again
         batches += [b for b, _ in zip(loader, range(needed - len(batches)))]
         if not batches:
-            raise ValueError(f"{len(pairs)} train pairs make no batch of {args.train_batch_size}; make the dataset "
-                             f"larger or the batch smaller")
+            raise ValueError(f"{len(data.train)} train pairs make no batch of {args.train_batch_size}; make the "
+                             f"dataset larger or the batch smaller")
     batches = [{k: v.to(dev) if torch.is_tensor(v) else v for k, v in b.items()} for b in batches]
 
     autocast = (torch.autocast(dev.type, dtype=PRECISIONS[precision]) if PRECISIONS[precision] is not None
@@ -134,7 +134,8 @@ def measure_step_cost(argv: Sequence[str], *, steps: int = 2, warmup_steps: int 
         bank_items = len(dataset.train_image_paths) + len(dataset.train)
 
     model.train()
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.learning_rate)
+    optimizer = torch.optim.Adam(param_groups(model, model.backbone, lr=args.learning_rate,
+                                              head_lr_scale=args.head_lr_scale), lr=args.learning_rate)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     timed = 0.0
@@ -156,7 +157,8 @@ def measure_step_cost(argv: Sequence[str], *, steps: int = 2, warmup_steps: int 
         model.eval()
         start = time.perf_counter()
         with autocast:
-            evaluate(model, dataset.test, batch_size=args.eval_batch_size, device=dev, generated=data.generated["test"])
+            evaluate(model, dataset.test, batch_size=args.eval_batch_size, device=dev,
+                     generated=data.generated["test"])
         cost.eval_seconds, cost.eval_queries = time.perf_counter() - start, dataset.test.num_captions
     return cost
 
