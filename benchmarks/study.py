@@ -54,7 +54,9 @@ def main(argv=None) -> None:
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out) if args.out else ROOT / "docs" / "results" / f"study_{args.study}.md"
-    command = "python benchmarks/study.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    # the command that trains and resumes (what --write_only writes is what that command would write)
+    command = "python benchmarks/study.py " + shlex.join(a for a in (sys.argv[1:] if argv is None else argv)
+                                                         if a != "--write_only")
 
     data = benchmark_data(work, config)
     start_run = start_model_run(work, start)
