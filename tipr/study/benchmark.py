@@ -138,6 +138,10 @@ def report(study: str, config: StudyConfig, runs: Mapping[str, Sequence[TrainRun
              metrics_table(rows, expected_seeds=len(config.seeds), unseeded=list(rows)[:2]), "",
              f"Chance R1: {100 / config.test_identities:.2f} (each person has as many images). Targets: the start "
              "model's zero-shot R1 at most half the trained baseline's, and the baseline at least 20 R1 above it.", ""]
+    best = {name: [r.results()["best"]["epoch"] for r in variant if r.done] for name, variant in runs.items()}
+    if any(best.values()):
+        lines += [f"Epoch of the model best on val (of {config.num_train_epochs}), per finished seed: " + "; ".join(
+            f"{name.split(' ')[0]} {', '.join(map(str, epochs))}" for name, epochs in best.items() if epochs) + ".", ""]
     if pending:
         lines += [f"Not finished yet ({len(pending)} runs; rerun the command above to continue them from their last "
                   "checkpoint): " + "; ".join(pending) + ".", ""]
