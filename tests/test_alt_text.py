@@ -47,3 +47,11 @@ def test_alt_text_dataset_keeps_images_and_people(synth, tmp_path):
     (bare / "reid_raw.json").write_text(json.dumps([r | {"attributes": None} for r in records]))
     with pytest.raises(ValueError, match="without 'attributes'"):
         write_alt_text_dataset(bare, tmp_path / "alt2")
+
+
+def test_cli_writes_the_dataset(synth, tmp_path, capsys):
+    from tipr.data.alt_text import main
+
+    main(["--source", synth, "--out", str(tmp_path / "cli"), "--seed", "1"])
+    folder = Path(capsys.readouterr().out.strip())
+    assert folder == tmp_path / "cli" / "CUHK-PEDES" and (folder / "reid_raw.json").is_file()
