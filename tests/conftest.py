@@ -27,3 +27,15 @@ def synth(tmp_path_factory) -> str:
     if not (out / "CUHK-PEDES" / "reid_raw.json").exists():
         generate_synthpedes(out, identities=8, seed=0, image_size=(64, 32), workers=1)
     return str(out / "CUHK-PEDES")
+
+
+@pytest.fixture(scope="session")
+def run():
+    """train/run.py as a module (a script, not a package module), so tests call its main(argv) in-process."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("tipr_train_run", Path(__file__).resolve().parents[1] / "train" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

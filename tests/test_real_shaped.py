@@ -6,7 +6,6 @@ images with 1 to 10 captions and captions beyond the text context: the uniform d
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -22,14 +21,6 @@ METHODS = ("clip", "ecca", "gea", "ecca+gea")
 # enough people for two per evaluation split; seeds picked so ICFG-PEDES has a caption beyond 77 tokens
 IDENTITIES = {"cuhk-pedes": 20, "icfg-pedes": 9, "rstpreid": 31}
 SEED = 2
-
-
-@pytest.fixture(scope="module")
-def run():
-    spec = importlib.util.spec_from_file_location("tipr_train_run", REPO / "train" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

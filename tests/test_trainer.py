@@ -4,7 +4,6 @@ folder loads, the Hub upload fails fast offline, and two CPU processes train in 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -24,18 +23,6 @@ import tipr  # noqa: F401
 REPO = Path(__file__).resolve().parents[1]
 BASE = ["--preset", "tiny", "--dataset", "synthpedes", "--image_size", "64x32", "--train_batch_size", "8",
         "--cpu", "--report_to", "none", "--eval_batch_size", "16"]
-
-
-def _load_run():
-    spec = importlib.util.spec_from_file_location("tipr_train_run", REPO / "train" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def run():
-    return _load_run()
 
 
 @pytest.fixture(scope="session")
