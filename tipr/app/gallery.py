@@ -20,8 +20,8 @@ from tipr.app.gallery_embedding import EmbedImages, EmbedTexts, build_index, dro
 from tipr.app.gallery_index import GalleryIndex
 from tipr.app.gallery_source import GalleryError, GallerySource, read_source
 from tipr.app.index_folder import load_index_folder
-from tipr.app.index_store import INDEX_DIRNAME, META, cache_index_dir, load_index, read_meta, save_index, write_json
-from tipr.index.folder import is_index_folder
+from tipr.app.index_store import INDEX_DIRNAME, META, cache_index_dir, load_index, read_meta, save_index
+from tipr.index.folder import is_index_folder, write_json
 
 log = logging.getLogger("tipr.app")
 

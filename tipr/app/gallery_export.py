@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tipr.app.gallery_source import CAPTIONS_FILE, CAPTIONS_FORMAT, GalleryError, read_dataset
-from tipr.app.index_store import write_json
+from tipr.index.folder import write_json
 
 
 def write_gallery(dataset_root: str | os.PathLike, out: str | os.PathLike, *, captionless: float = 0.2,

@@ -16,6 +16,7 @@ import numpy as np
 
 from tipr.app.gallery_index import INDEX_FORMAT, GalleryIndex
 from tipr.app.gallery_source import GallerySource, relative_path, subset
+from tipr.index.folder import write_json
 
 log = logging.getLogger("tipr.app")
 
@@ -36,14 +37,6 @@ def read_meta(index_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return meta if isinstance(meta, dict) and meta.get("format") == INDEX_FORMAT else None
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON through a temporary file, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def load_index(index_dir: Path, meta: dict[str, Any], source: GallerySource, fingerprint: str) -> GalleryIndex | None:

@@ -44,7 +44,8 @@ def is_index_folder(path: str | os.PathLike) -> bool:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temporary file in the same folder, then rename)."""
+    """Write JSON atomically (temporary file in the same folder, then rename), so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
