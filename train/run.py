@@ -45,7 +45,7 @@ from tipr.training.best_model import BestModel
 from tipr.training.checkpoint import CheckpointError, prepare_output_dir, resolve_checkpoint, save_checkpoint
 from tipr.training.data import build_train_data, make_partition
 from tipr.training.hub_push import push_folder, warn_if_unreachable
-from tipr.training.model_card import write_model_card
+from tipr.training.model_card import public_path, write_model_card
 from tipr.training.optim import default_warmup_steps, param_groups
 from tipr.training.state import TrainingState, resume
 
@@ -264,7 +264,7 @@ def save_model(model: TIPRModel, args, setting: str, results: dict, summary: dic
              if k not in ("hub_token", "config")}
     write_model_card(output_dir, method=args.method, dataset=args.dataset, setting=setting, hyperparameters=hyper,
                      results=results,
-                     base_model=None if args.pretrained is None else f"{args.model_name} ({args.pretrained})")
+                     base_model=None if args.pretrained is None else f"{args.model_name} ({public_path(args.pretrained)})")
     (output_dir / "results.json").write_text(json.dumps(summary, indent=1))
     if results:
         print(format_table(results), flush=True)

@@ -19,6 +19,12 @@ METHOD_NAMES = {"clip": "CLIP baseline (two-tower, fine-tuned)",
                 "ecca+gea": "ECCA + GEA (ECCA's completion and alignment with GEA's generated images)"}
 
 
+def public_path(value: Any) -> Any:
+    """A local absolute path as its folder or file name: a card pushed to the Hub should not show the trainer's
+    file system, and the path means nothing to a reader there."""
+    return Path(value).name if isinstance(value, str | os.PathLike) and os.path.isabs(value) else value
+
+
 def render_model_card(*, method: str, dataset: str, setting: str, hyperparameters: Mapping[str, Any],
                       results: Mapping[str, Mapping[str, float]], base_model: str | None = None) -> str:
     """Markdown with YAML front matter (library_name tipr, tags, datasets) and the metric table."""
@@ -32,7 +38,7 @@ def render_model_card(*, method: str, dataset: str, setting: str, hyperparameter
     }
     if base_model:
         meta["base_model"] = base_model
-    rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in hyperparameters.items())
+    rows = "\n".join(f"| `{k}` | `{public_path(v)}` |" for k, v in hyperparameters.items())
     table = format_table(dict(results)) if results else "_not evaluated_"
     return (
         f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n\n"
