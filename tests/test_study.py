@@ -66,3 +66,14 @@ def test_tiny_study_writes_its_table(tmp_path, capsys):
     partial = out.read_text()
     assert "| (d) ECCA (WIGA + EPGA + FMC with HSNG) | – | – | – | – | – | pending |" in partial
     assert "Not finished yet (1 runs" in partial and "(d) ECCA (WIGA + EPGA + FMC with HSNG), seed 0" in partial
+
+
+def test_a_variant_setting_replaces_the_studys(tmp_path):
+    from tipr.study.benchmark import BASELINE, COMPLETE_DATA, StudyConfig, study_runs
+
+    runs = study_runs(tmp_path, StudyConfig(seeds=(0,)), "ecca", tmp_path / "start", tmp_path / "data")
+    settings = {name: [f for i, f in enumerate(r[0].flags) if r[0].flags[i - 1] == "--setting"]
+                for name, r in runs.items()}
+    assert settings[BASELINE] == ["medium"] and settings[COMPLETE_DATA] == ["full"]
+    # the rows without their own setting keep the flags (so the cache keys) they always had
+    assert runs[BASELINE][0].flags[:runs[BASELINE][0].flags.index("--method")].count("--setting") == 1

@@ -18,10 +18,12 @@ from tipr.study.start_model import StartModelRecipe, ensure_synthpedes
 from tipr.study.tables import metrics_table
 
 BASELINE, FULL_ECCA = "(a) InfoNCE, complete pairs only", "(d) ECCA (WIGA + EPGA + FMC with HSNG)"
+COMPLETE_DATA = "InfoNCE with nothing missing (every pair complete: what the missing data costs)"
 ECCA_VARIANTS: dict[str, list[str]] = {
     BASELINE: ["--method", "clip", "--loss", "infonce", "--no-supervised"],
     "(b) WIGA + EPGA, complete pairs only": ["--method", "ecca", "--no-use_fmc"],
     FULL_ECCA: ["--method", "ecca"],
+    COMPLETE_DATA: ["--method", "clip", "--loss", "infonce", "--no-supervised", "--setting", "full"],
 }
 GEA_VARIANTS: dict[str, list[str]] = {
     "CLIP + TAL (supervised, full data)": ["--method", "clip", "--loss", "tal", "--supervised"],
@@ -90,7 +92,10 @@ def study_runs(work: str | Path, config: StudyConfig, study: str, start_dir: str
     for name, flags in variants.items():
         method = flags[flags.index("--method") + 1]
         more = list((extra or {}).get(method, ()))
-        runs[name] = [TrainRun(name, common + flags + more + ["--seed", str(seed)], Path(work),
+        # a variant's own --setting replaces the study's (the other variants' flags, hence cache keys, stay as they were)
+        shared = common[:common.index("--setting")] + common[common.index("--setting") + 2:] if "--setting" in flags \
+            else common
+        runs[name] = [TrainRun(name, shared + flags + more + ["--seed", str(seed)], Path(work),
                                method_version(flags)) for seed in config.seeds]
     return runs
 
