@@ -13,7 +13,8 @@ Stages, in order (each one's command is printed before it runs):
              python train/train_generator.py -> assets/generator/
   generate   GEA's intermediate image of every caption: python -m tipr.generate (a cache the trainer reads)
   model      the tiny ECCA+GEA model: accelerate launch train/run.py --preset tiny -> assets/model/
-  gallery    the test split as a gallery with a captions.json, some images captionless -> assets/gallery/
+  gallery    the test split as a gallery with a captions.json (captions, true attributes), some images
+             captionless -> assets/gallery/
   index      the gallery embedded with assets/model and indexed with faiss -> assets/gallery/.tipr-index/
   check      every file under assets/ is below --max_mib (a Space takes larger files only through LFS)
 

@@ -63,6 +63,7 @@ def test_gallery_index_and_size_check_on_a_tiny_build(build, tmp_path, capsys):
     build.main(["--stages", "gallery,index", *common])
     source, _ = read_gallery(tmp_path / "assets" / "gallery")
     assert len(source.image_paths) == 12 and len(source.captionless) == round(0.2 * 12)
+    assert sorted(source.attributes) == list(range(12)) and "visible" in source.attributes[0]  # SynthPEDES's truth
     assert (tmp_path / "assets" / "gallery" / INDEX_DIRNAME / "images.faiss").is_file()
     assert "12 images, 20 captions, 2 captionless" in capsys.readouterr().out
 

@@ -103,6 +103,9 @@ COVERAGE = {
         By("tests/test_index.py::test_two_processes_write_the_index_one_process_writes"),
     "OMP_NUM_THREADS=1 python benchmarks/bench_index.py --synthetic_sizes 100000 1000000 --real_images 100000 "
     "--app_size 1000000 --out docs/results/index_benchmark.md": By("tests/test_index.py::test_bench_index_runs_tiny"),
+    # docs/app.md, The demo's figures
+    "OMP_NUM_THREADS=1 python benchmarks/demo_check.py --out docs/results/demo.md":
+        By("tests/test_demo_check.py::test_the_script_writes_the_three_measures"),
     # docs/data.md
     "python -m tipr.data.synthetic --out data --identities 200 --profile icfg-pedes":
         By("tests/test_synthetic.py::test_profile_cli_and_bad_input"),

@@ -16,7 +16,8 @@ def write_gallery(dataset_root: str | os.PathLike, out: str | os.PathLike, *, ca
                   seed: int = 0, limit: int | None = None) -> Path:
     """Copy a dataset's test split into a gallery folder with a ``captions.json``, hiding the captions of a
     ``captionless`` fraction of the images (kept as ``held_out_captions``, so the app can show how
-    completion changes their rank). Returns the gallery folder."""
+    completion changes their rank) and each image's true ``attributes`` where the dataset records them
+    (SynthPEDES). Returns the gallery folder."""
     if not 0.0 <= captionless < 1.0:
         raise ValueError(f"captionless must be a fraction in [0, 1), got {captionless}")
     source = read_dataset(Path(dataset_root))
@@ -38,6 +39,8 @@ def write_gallery(dataset_root: str | os.PathLike, out: str | os.PathLike, *, ca
         entry: dict[str, Any] = {"path": name, "pid": source.image_pids[i], "captions": [] if i in hidden else own[i]}
         if i in hidden:
             entry["held_out_captions"] = own[i]
+        if i in source.attributes:
+            entry["attributes"] = source.attributes[i]
         images.append(entry)
     write_json(out / CAPTIONS_FILE, {"format": CAPTIONS_FORMAT, "images": images})
     return out

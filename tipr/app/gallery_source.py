@@ -26,7 +26,8 @@ class GallerySource:
 
     ``caption_images[j]`` is the image caption j describes (-1 when the format does not say); ``held_out``
     maps a captionless image to captions hidden from the gallery, which the app uses to show how completion
-    changes that image's rank. Person ids are -1 where unknown.
+    changes that image's rank. Person ids are -1 where unknown. ``attributes`` maps an image row to its true
+    attributes where the gallery records them (a SynthPEDES gallery does; the demo's figures read them).
     """
 
     root: Path
@@ -37,6 +38,7 @@ class GallerySource:
     caption_pids: list[int] = field(default_factory=list)
     caption_images: list[int] = field(default_factory=list)
     held_out: dict[int, list[str]] = field(default_factory=dict)
+    attributes: dict[int, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.image_pids) != len(self.image_paths):
@@ -81,12 +83,14 @@ def subset(source: GallerySource, rows: Sequence[int]) -> GallerySource:
         image_paths=[source.image_paths[i] for i in rows], image_pids=[source.image_pids[i] for i in rows],
         captions=[source.captions[j] for j in cap_keep], caption_pids=[source.caption_pids[j] for j in cap_keep],
         caption_images=[new_row.get(source.caption_images[j], -1) for j in cap_keep],
-        held_out={new_row[i]: c for i, c in source.held_out.items() if i in new_row})
+        held_out={new_row[i]: c for i, c in source.held_out.items() if i in new_row},
+        attributes={new_row[i]: a for i, a in source.attributes.items() if i in new_row})
 
 
 def read_captions_file(root: Path) -> GallerySource:
     """``captions.json``: {"format": "tipr-gallery-captions/1", "images": [{"path": "imgs/a.png", "pid": 3,
-    "captions": ["..."], "held_out_captions": ["..."]}, ...]}; an image with no captions is captionless."""
+    "captions": ["..."], "held_out_captions": ["..."], "attributes": {...}}, ...]}; an image with no captions is
+    captionless; ``attributes`` (optional) are its true attributes."""
     path = root / CAPTIONS_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -114,6 +118,8 @@ def read_captions_file(root: Path) -> GallerySource:
         held = [c for c in item.get("held_out_captions", []) if isinstance(c, str) and c.strip()]
         if held and not captions:
             src.held_out[row] = held
+        if isinstance(item.get("attributes"), dict):
+            src.attributes[row] = item["attributes"]
     if missing:
         raise GalleryError(f"{path} lists {len(missing)} images that are not under {root}, e.g. "
                            f"{', '.join(missing[:3])}; restore them or drop their entries")
@@ -126,7 +132,8 @@ def _from_listing(listing: GalleryList) -> GallerySource:
     return GallerySource(root=listing.root, kind=listing.kind,
                          image_paths=[listing.path(i) for i in range(len(listing.images))], image_pids=listing.pids,
                          captions=listing.captions, caption_pids=listing.caption_pids,
-                         caption_images=listing.caption_images or [-1] * len(listing.captions))
+                         caption_images=listing.caption_images or [-1] * len(listing.captions),
+                         attributes={i: a for i, a in enumerate(listing.attributes) if isinstance(a, dict)})
 
 
 def read_dataset(root: Path) -> GallerySource | None:

@@ -32,6 +32,7 @@ class GalleryList:
     captions: list[str] = field(default_factory=list)
     caption_pids: list[int] = field(default_factory=list)
     caption_images: list[int] = field(default_factory=list)  # the image row each caption describes
+    attributes: list[dict | None] = field(default_factory=list)  # each image's true attributes (SynthPEDES)
 
     def path(self, i: int) -> str:
         return os.path.join(self.root, self.images[i])
@@ -97,7 +98,8 @@ def read_dataset_test(root: Path) -> GalleryList | None:
         base = Path(dataset.root).resolve()
         return GalleryList(root=base, kind=dataset.name, images=_relative(list(test.image_paths), base),
                            pids=list(test.image_pids), captions=list(test.captions),
-                           caption_pids=list(test.caption_pids), caption_images=list(test.caption_images))
+                           caption_pids=list(test.caption_pids), caption_images=list(test.caption_images),
+                           attributes=list(test.image_attributes))
     return None
 
 
