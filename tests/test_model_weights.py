@@ -96,6 +96,24 @@ def test_load_model_from_a_hub_id(model, folders, inputs, hub_cache, layout):
     assert _same_features(load_model("someone/tipr-tiny"), model, inputs)
 
 
+@pytest.mark.parametrize("cached", [[], ["config.json"], ["config.json", "a shard"]])
+def test_uncached_hub_id_fails_fast_offline(folders, hub_cache, tmp_path, cached):
+    import time
+
+    from tipr.hub import HubUnreachableError
+
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for name in cached:  # a shard without the index that names it
+        source = weight_files(folders["sharded"])[0] if name == "a shard" else folders["sharded"] / name
+        shutil.copy(source, partial / source.name)
+    hub_cache("someone/uncached", partial)
+    start = time.perf_counter()
+    with pytest.raises(HubUnreachableError, match="HF_HUB_OFFLINE.*local model folder"):
+        load_model("someone/uncached")
+    assert time.perf_counter() - start < 10
+
+
 def test_hub_id_with_a_missing_shard_names_it(folders, hub_cache, tmp_path):
     partial = tmp_path / "partial"
     shutil.copytree(folders["sharded"], partial)

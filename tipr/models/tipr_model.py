@@ -17,8 +17,8 @@ from tipr.gea.config import GEAConfig
 from tipr.hub import require_hub
 from tipr.models.backbone import BackboneConfig, Features, build_backbone
 from tipr.models.method import Method
-from tipr.models.weights import HUB_MAX_SHARD_SIZE, INDEX_FILE, LAYOUT, SINGLE_FILE, WEIGHT_PATTERNS, \
-    checked_weight_files, load_weights, save_weights
+from tipr.models.weights import (HUB_MAX_SHARD_SIZE, INDEX_FILE, LAYOUT, SINGLE_FILE, WEIGHT_PATTERNS,
+                                 checked_weight_files, load_weights, save_weights)
 
 
 class TIPRModel(
@@ -75,7 +75,7 @@ class TIPRModel(
     def save_pretrained(self, save_directory: str | os.PathLike, *, max_shard_size: int | str = HUB_MAX_SHARD_SIZE,
                         **kwargs) -> str | None:
         """The Hub mixin's save, weights in shards of at most `max_shard_size` (one model.safetensors if it fits)."""
-        self._max_shard_size = max_shard_size
+        self._max_shard_size = max_shard_size  # the mixin's save_pretrained passes nothing on to _save_pretrained
         try:
             return super().save_pretrained(save_directory, **kwargs)
         finally:
