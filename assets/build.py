@@ -18,7 +18,9 @@ Stages, in order (each one's command is printed before it runs):
   index      the gallery embedded with assets/model and indexed with faiss -> assets/gallery/.tipr-index/
   check      every file under assets/ is below --max_mib (a Space takes larger files only through LFS)
 
-Weights over the limit are stored in float16 (the app and the trainer load them back as float32).
+The demo model's weights are split into float32 shards below --max_mib (model-0000k-of-0000n.safetensors + their
+index, the Hub's layout). A shard still over it holds one tensor larger than the limit (the tiny CLIP's 12 MiB token
+embedding): it is stored in float16, as are the generator's weights over the limit (loaded back as float32).
 The work folder (default build/assets/) keeps the dataset, the generation cache and the training runs.
 """
 
@@ -36,7 +38,8 @@ from pathlib import Path
 ASSETS = Path(__file__).resolve().parent
 REPO = ASSETS.parent
 STAGES = ("synth", "pretrain", "generator", "generate", "model", "gallery", "index", "check")
-MODEL_FILES = ("config.json", "model.safetensors", "README.md", "results.json")
+MODEL_FILES = ("config.json", "README.md", "results.json")  # and the weight files, in either layout
+SHARD_HEADROOM = 0.9  # of --max_mib: a shard's safetensors header comes on top of its tensors
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -130,6 +133,14 @@ def shrink_safetensors(folder: str | os.PathLike, max_bytes: int) -> list[Path]:
     return shrunk
 
 
+def _dtypes(path: Path) -> str:
+    """The dtypes a safetensors file stores, e.g. "F32" or "F16"."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return ", ".join(sorted({handle.get_slice(k).get_dtype() for k in handle.keys()}))
+
+
 def oversized(root: str | os.PathLike, max_bytes: int) -> list[tuple[Path, int]]:
     """Files under ``root`` (hidden folders included) larger than ``max_bytes``, with their sizes."""
     return [(p, p.stat().st_size) for p in sorted(Path(root).rglob("*"))
@@ -148,11 +159,26 @@ def copy_pipeline(src: Path, dst: Path) -> None:
 
 
 def copy_model(src: Path, dst: Path) -> None:
+    """The model files of a train/run.py output folder (its weights in either layout), not checkpoints or logs."""
+    from tipr.models.weights import INDEX_FILE, weight_files
+
     shutil.rmtree(dst, ignore_errors=True)
     dst.mkdir(parents=True)
-    for name in MODEL_FILES:
-        if (src / name).is_file():
-            shutil.copy2(src / name, dst / name)
+    for path in [*(src / name for name in (*MODEL_FILES, INDEX_FILE)), *weight_files(src)]:
+        if path.is_file():
+            shutil.copy2(path, dst / path.name)
+
+
+def shard_model(folder: Path, max_bytes: int) -> list[Path]:
+    """Split the model's weights in `folder` into float32 shards below `max_bytes`; returns the weight files.
+
+    The Hub's layout never splits a tensor, so a shard holding one tensor over the limit is stored in float16.
+    """
+    from tipr.models.weights import reshard
+
+    files = reshard(folder, int(max_bytes * SHARD_HEADROOM))
+    shrink_safetensors(folder, max_bytes)
+    return files
 
 
 def build_index(model_dir: Path, gallery_dir: Path):
@@ -191,8 +217,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"   stored {path.relative_to(assets)} in float16 ({path.stat().st_size / 2**20:.1f} MiB)")
         elif stage == "model":
             copy_model(work / "model-run", assets / "model")
-            for path in shrink_safetensors(assets / "model", max_bytes):
-                print(f"   stored {path.relative_to(assets)} in float16 ({path.stat().st_size / 2**20:.1f} MiB)")
+            for path in shard_model(assets / "model", max_bytes):
+                print(f"   {path.relative_to(assets)} ({path.stat().st_size / 2**20:.1f} MiB, "
+                      f"{_dtypes(path)})")
         elif stage == "gallery":
             from tipr.app.gallery_export import write_gallery
 

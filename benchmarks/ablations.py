@@ -111,9 +111,9 @@ def intermediate_retrieval(model_dir: str, data: Path, generator: str, cache: Pa
 
 def tgte_gates(model_dir: str) -> str:
     """tanh of each TGTE gate of a saved model (0: the query is plain CLIP's)."""
-    from safetensors.torch import load_file
+    from tipr.models.weights import read_weights
 
-    weights = load_file(str(Path(model_dir) / "model.safetensors"))
+    weights = read_weights(model_dir)
     gates = {k: float(v.float().tanh()) for k, v in weights.items() if k.endswith(("attn_gate", "ff_gate"))}
     return ", ".join(f"{k.split('tgte.')[-1]} {v:.3f}" for k, v in sorted(gates.items()))
 

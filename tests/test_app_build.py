@@ -69,16 +69,22 @@ def test_gallery_index_and_size_check_on_a_tiny_build(build, tmp_path, capsys):
 
     with pytest.raises(SystemExit, match=r"model\.safetensors: \d+\.\d\d MiB"):  # random fp32 weights: ~19 MiB
         build.main(["--stages", "check", *common])
-    shrunk = build.shrink_safetensors(tmp_path / "assets" / "model", 10 * 2**20)
-    assert [p.name for p in shrunk] == ["model.safetensors"]
-    build.main(["--stages", "check", *common])
-    assert "every file is under 10 MiB" in capsys.readouterr().out
+    import torch
+    from safetensors.torch import load_file
 
     from tipr.models.tipr_model import load_model
 
-    import torch
-
-    assert next(load_model(tmp_path / "assets" / "model").parameters()).dtype == torch.float32
+    random = load_model(tmp_path / "assets" / "model")
+    shards = build.shard_model(tmp_path / "assets" / "model", 10 * 2**20)
+    assert len(shards) == 2 and not (tmp_path / "assets" / "model" / "model.safetensors").exists()
+    # float32 but the one tensor over 10 MiB alone (the token embedding), which the Hub's layout never splits
+    halved = {k for p in shards for k, v in load_file(p).items() if v.dtype == torch.float16}
+    assert halved == {"backbone.clip.token_embedding.weight"}
+    build.main(["--stages", "check", *common])
+    assert "every file is under 10 MiB" in capsys.readouterr().out
+    loaded = load_model(tmp_path / "assets" / "model")
+    assert next(loaded.parameters()).dtype == torch.float32
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in random.state_dict().items() if k not in halved)
 
 
 def test_unknown_stage_is_refused(build):

@@ -61,14 +61,15 @@ def test_inline_config_rebuilds_same_architecture(tiny):
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in tiny.state_dict().items()}
 
 
-def test_tipr_model_folder_as_pretrained(tmp_path):
+@pytest.mark.parametrize("max_shard_size", ["5GB", 2 * 2**20], ids=["one file", "sharded"])
+def test_tipr_model_folder_as_pretrained(tmp_path, max_shard_size):
     from tipr.models.tipr_model import TIPRModel
 
     torch.manual_seed(1)
     model = TIPRModel(method="clip", backbone=dict(name="tipr-tiny", pretrained=None, image_size=[128, 64]))
-    model.save_pretrained(tmp_path / "model")
+    model.save_pretrained(tmp_path / "model", max_shard_size=max_shard_size)
     backbone = build_backbone(name="tipr-tiny", pretrained=str(tmp_path / "model"), image_size=(128, 64))
     for key, value in model.backbone.clip.state_dict().items():
         assert torch.equal(backbone.clip.state_dict()[key], value), key
-    with pytest.raises(FileNotFoundError, match="without model.safetensors"):
+    with pytest.raises(FileNotFoundError, match="without model weights"):
         build_backbone(name="tipr-tiny", pretrained=str(tmp_path), image_size=(128, 64))

@@ -257,7 +257,7 @@ def evaluate_split(model: TIPRModel, split, generated, args, accelerator) -> dic
 
 
 def save_model(model: TIPRModel, args, setting: str, results: dict, summary: dict) -> None:
-    """The model folder: config.json + model.safetensors, a model card and results.json (main process)."""
+    """The model folder: config.json + its weights, a model card and results.json (main process)."""
     output_dir = Path(args.output_dir)
     model.save_pretrained(output_dir)
     hyper = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
@@ -268,7 +268,7 @@ def save_model(model: TIPRModel, args, setting: str, results: dict, summary: dic
     (output_dir / "results.json").write_text(json.dumps(summary, indent=1))
     if results:
         print(format_table(results), flush=True)
-    logger.info("saved the model to %s (config.json, model.safetensors, README.md)", output_dir)
+    logger.info("saved the model to %s (config.json, weights, README.md)", output_dir)
 
 
 def tracker_config(args) -> dict:

@@ -53,7 +53,7 @@ class TiprTextEncoder(ModelMixin, ConfigMixin):
                        pooling: str = "mean") -> "TiprTextEncoder":
         """Text tower of `open_clip.create_model(model_name, pretrained)`; tipr's own configs are registered first.
 
-        `pretrained` may also be a tipr model folder (config.json + model.safetensors, as train/run.py saves):
+        `pretrained` may also be a tipr model folder (config.json + its weights, as train/run.py saves):
         the text tower of its CLIP backbone is copied, and its open_clip config replaces `model_name`'s.
         """
         if pretrained is not None and is_tipr_model_folder(pretrained):
@@ -101,7 +101,9 @@ class TiprTextEncoder(ModelMixin, ConfigMixin):
 def is_tipr_model_folder(path: str | Path) -> bool:
     """True for a folder saved by train/run.py (a tipr model), rather than an open_clip tag or checkpoint file."""
     path = Path(path)
-    return path.is_dir() and (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    from tipr.models.weights import has_weights
+
+    return path.is_dir() and (path / "config.json").is_file() and has_weights(path)
 
 
 def build_tiny_unet(*, sample_size: tuple[int, int] = SAMPLE_SIZE, cross_attention_dim: int = 64,

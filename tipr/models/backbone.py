@@ -18,6 +18,7 @@ import tipr  # noqa: F401  (torchvision repair before open_clip)
 import open_clip
 
 from tipr.hub import require_hub
+from tipr.models.weights import LAYOUT, has_weights, read_weights
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 open_clip.add_model_config(CONFIG_DIR)  # makes the shipped tiny configs available by name, e.g. "tipr-tiny"
@@ -56,26 +57,24 @@ def _needs_download(name: str, pretrained: str | None) -> bool:
     return bool(pretrained) and not os.path.exists(pretrained)
 
 
-def _tipr_weights(pretrained: str | None) -> Path | None:
-    """The model.safetensors of a tipr model folder given as `pretrained`, if it is one."""
+def _tipr_model_folder(pretrained: str | None) -> Path | None:
+    """The folder of a tipr model given as `pretrained`, if it is one (its weights in either layout)."""
     if pretrained and os.path.isdir(pretrained):
-        path = Path(pretrained) / "model.safetensors"
-        if not path.is_file():
-            raise FileNotFoundError(f"pretrained={pretrained!r} is a folder without model.safetensors; pass a tipr "
-                                    "model folder saved by train/run.py or an open_clip checkpoint file")
-        return path
+        if not has_weights(pretrained):
+            raise FileNotFoundError(f"pretrained={pretrained!r} is a folder without model weights ({LAYOUT}); pass "
+                                    "a tipr model folder saved by train/run.py or an open_clip checkpoint file")
+        return Path(pretrained)
     return None
 
 
-def _load_tipr_backbone(clip: nn.Module, path: Path) -> None:
+def _load_tipr_backbone(clip: nn.Module, folder: Path) -> None:
     """Initialise `clip` from the backbone of a saved tipr model (heads are left out)."""
     from open_clip.model import resize_pos_embed
-    from safetensors.torch import load_file
 
     prefix = "backbone.clip."
-    state = {k[len(prefix):]: v.float() for k, v in load_file(str(path)).items() if k.startswith(prefix)}
+    state = {k[len(prefix):]: v.float() for k, v in read_weights(folder).items() if k.startswith(prefix)}
     if not state:
-        raise ValueError(f"{path} holds no tipr backbone weights (no '{prefix}*' tensors)")
+        raise ValueError(f"{folder} holds no tipr backbone weights (no '{prefix}*' tensors)")
     resize_pos_embed(state, clip)
     clip.load_state_dict(state, strict=True)
 
@@ -135,14 +134,14 @@ def _create_clip(cfg: BackboneConfig) -> nn.Module:
             f"open_clip weights {cfg.name!r} (pretrained={pretrained!r})",
             local_alternative="pass a local checkpoint file as pretrained (e.g. --pretrained /path/to/open_clip_model.safetensors)",
         )
-    tipr_weights = _tipr_weights(pretrained)
-    kwargs = dict(pretrained=None if tipr_weights else pretrained, force_image_size=tuple(cfg.image_size))
+    tipr_folder = _tipr_model_folder(pretrained)
+    kwargs = dict(pretrained=None if tipr_folder else pretrained, force_image_size=tuple(cfg.image_size))
     if cfg.context_length != 77:
         kwargs["force_context_length"] = cfg.context_length
     with _quiet_random_init(kwargs["pretrained"] is None):
         clip = open_clip.create_model(name, **kwargs)
-    if tipr_weights is not None:
-        _load_tipr_backbone(clip, tipr_weights)
+    if tipr_folder is not None:
+        _load_tipr_backbone(clip, tipr_folder)
     return clip
 
 

@@ -17,6 +17,8 @@ from tipr.gea.config import GEAConfig
 from tipr.hub import require_hub
 from tipr.models.backbone import BackboneConfig, Features, build_backbone
 from tipr.models.method import Method
+from tipr.models.weights import (HUB_MAX_SHARD_SIZE, INDEX_FILE, LAYOUT, SINGLE_FILE, WEIGHT_PATTERNS,
+                                 checked_weight_files, load_weights, save_weights)
 
 
 class TIPRModel(
@@ -41,7 +43,7 @@ class TIPRModel(
         self.method = method = Method.parse(method)
         self.backbone = build_backbone(dataclass_from_dict(BackboneConfig, backbone))
         dim = self.backbone.embed_dim
-        saved_backbone = self.backbone.config.to_dict() | {"pretrained": None}  # weights live in model.safetensors
+        saved_backbone = self.backbone.config.to_dict() | {"pretrained": None}  # weights live in the weight files
         self.ecca_config: ECCAConfig | None = None
         self.gea_config: GEAConfig | None = None
         for head in ("fusion", "prototypes", "tgte", "gif"):
@@ -68,6 +70,33 @@ class TIPRModel(
                 "ecca": asdict(self.ecca_config) if self.ecca_config else None,
                 "gea": asdict(self.gea_config) if self.gea_config else None,
             }
+
+    # ----------------------------------------------------------------------------------------- files
+    def save_pretrained(self, save_directory: str | os.PathLike, *, max_shard_size: int | str = HUB_MAX_SHARD_SIZE,
+                        **kwargs) -> str | None:
+        """The Hub mixin's save, weights in shards of at most `max_shard_size` (one model.safetensors if it fits)."""
+        self._max_shard_size = max_shard_size  # the mixin's save_pretrained passes nothing on to _save_pretrained
+        try:
+            return super().save_pretrained(save_directory, **kwargs)
+        finally:
+            del self._max_shard_size
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        save_weights(self, save_directory, max_shard_size=getattr(self, "_max_shard_size", HUB_MAX_SHARD_SIZE))
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir: str | Path | None,
+                         force_download: bool, local_files_only: bool, token: str | bool | None,
+                         map_location: str = "cpu", strict: bool = False, **model_kwargs) -> "TIPRModel":
+        """Build the model from its config and load its weights, from a folder or a Hub repo, in either layout."""
+        folder = model_id
+        if not os.path.isdir(model_id):
+            from huggingface_hub import snapshot_download
+
+            folder = snapshot_download(model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
+                                       local_files_only=local_files_only, token=token, allow_patterns=WEIGHT_PATTERNS)
+        model = cls(**model_kwargs)
+        return load_weights(model, folder, strict=strict, map_location=map_location)
 
     # ----------------------------------------------------------------------------------------- features
     @property
@@ -124,32 +153,28 @@ class TIPRModel(
 
 
 def load_model(path_or_hub_id: str | os.PathLike, *, device: str | torch.device = "cpu") -> TIPRModel:
-    """Load a tipr model from a `save_pretrained` folder or a Hub repo id, with clear errors."""
+    """Load a tipr model from a `save_pretrained` folder or a Hub repo id (either weight layout), with clear errors."""
     path = Path(path_or_hub_id).expanduser()
     local = path.exists() or str(path_or_hub_id).startswith((".", "/", "~"))
     if local:
         if not path.is_dir():
-            raise FileNotFoundError(f"model folder {path} does not exist (expected config.json + model.safetensors)")
-        for name in ("config.json", "model.safetensors"):
-            if not (path / name).is_file():
-                raise FileNotFoundError(f"{path} is not a tipr model folder: {name} is missing")
-        _check_safetensors(path / "model.safetensors")
-    else:
-        from huggingface_hub import try_to_load_from_cache
-
-        if not isinstance(try_to_load_from_cache(str(path_or_hub_id), "model.safetensors"), str):
-            require_hub(f"tipr model {str(path_or_hub_id)!r}",
-                        local_alternative="pass the path of a local model folder saved by train/run.py")
+            raise FileNotFoundError(f"model folder {path} does not exist (expected config.json + {LAYOUT})")
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path} is not a tipr model folder: config.json is missing")
+        checked_weight_files(path)
+    elif not _cached_on_hub(str(path_or_hub_id)):
+        require_hub(f"tipr model {str(path_or_hub_id)!r}",
+                    local_alternative="pass the path of a local model folder saved by train/run.py")
     model = TIPRModel.from_pretrained(str(path) if local else str(path_or_hub_id), strict=True,
                                       map_location=str(device))
     return model.float().eval()
 
 
-def _check_safetensors(path: Path) -> None:
-    from safetensors import safe_open
+def _cached_on_hub(repo_id: str) -> bool:
+    """Whether the Hub cache holds the config and the weights (or their index) of `repo_id`."""
+    from huggingface_hub import try_to_load_from_cache
 
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            handle.keys()
-    except Exception as err:  # safetensors raises its own SafetensorError for a cut or corrupt file
-        raise ValueError(f"{path} is corrupt or cut short ({err}); save or download the model again") from err
+    def cached(name: str) -> bool:
+        return isinstance(try_to_load_from_cache(repo_id, name), str)
+
+    return cached("config.json") and (cached(SINGLE_FILE) or cached(INDEX_FILE))

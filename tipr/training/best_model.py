@@ -55,8 +55,8 @@ class BestModel:
         if not marker.is_file() or json.loads(marker.read_text())["step"] != self.step:
             logger.warning("%s does not hold the best model of this run; the final model is the last one", marker)
             return False
-        from safetensors.torch import load_model
+        from tipr.models.weights import load_weights
 
-        load_model(model, str(self.folder / "model.safetensors"))
+        load_weights(model, self.folder, map_location=next(model.parameters()).device)
         logger.info("the final model is the best on val: epoch %s, step %s", self.epoch, self.step)
         return True

@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tipr.hub import HubUnreachableError, hub_offline, hub_reachable
+from tipr.models.weights import WEIGHT_PATTERNS, weight_files
 
 logger = logging.getLogger(__name__)
 
 # what a repo holds; checkpoints, logs and caches stay local
-MODEL_FILES = ["config.json", "model.safetensors", "README.md", "results.json", "partition.json"]
+MODEL_FILES = ["config.json", *WEIGHT_PATTERNS, "README.md", "results.json", "partition.json"]
 PIPELINE_FILES = ["model_index.json", "README.md", "*/*.json", "*/*.safetensors", "*/*.txt"]  # one folder a component
 _NEVER = ["checkpoint-*/*", ".*", ".*/*"]
 
@@ -38,14 +39,16 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, token: str | None = 
                 commit_message: str = "Upload tipr model") -> str:
     """Create `repo_id` if needed and upload the model files of `folder`; returns the repo URL.
 
-    `folder` is a tipr model (config.json + model.safetensors) or a diffusers pipeline (model_index.json).
+    `folder` is a tipr model (config.json + its weights, one file or shards) or a diffusers pipeline
+    (model_index.json).
     """
     folder = Path(folder)
     pipeline = (folder / "model_index.json").is_file()
-    for name in () if pipeline else ("config.json", "model.safetensors"):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"{folder} is neither a saved tipr model nor a diffusers pipeline: {name} (or "
-                                    f"model_index.json) is missing")
+    if not pipeline and not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} is neither a saved tipr model nor a diffusers pipeline: config.json (or "
+                                f"model_index.json) is missing")
+    if not pipeline:
+        weight_files(folder)  # a missing shard is named before anything is uploaded
     if not hub_reachable():  # decided in seconds, before any upload call retries for minutes
         reason = "HF_HUB_OFFLINE is set" if hub_offline() else "the Hub did not answer within 3 s"
         raise HubUnreachableError(
