@@ -18,6 +18,8 @@ Stages, in order (each one's command is printed before it runs):
   index      the gallery embedded with assets/model and indexed with faiss -> assets/gallery/.tipr-index/
   check      every file under assets/ is below --max_mib (a Space takes larger files only through LFS)
 
+Each stage says how long it took, and the build ends with the time of every stage.
+
 The demo model's weights are split into float32 shards below --max_mib (model-0000k-of-0000n.safetensors + their
 index, the Hub's layout). A shard still over it holds one tensor larger than the limit (the tiny CLIP's 12 MiB token
 embedding): it is stored in float16, as are the generator's weights over the limit (loaded back as float32).
@@ -33,6 +35,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parent
@@ -195,48 +198,69 @@ def build_index(model_dir: Path, gallery_dir: Path):
                          embed_texts=encoder.texts, save_dir=gallery_dir / INDEX_DIRNAME)
 
 
+def format_seconds(seconds: float) -> str:
+    """e.g. 0.4 s, 42 s, 12 min 05 s, 1 h 02 min."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def run_stage(stage: str, args: argparse.Namespace, cmds: dict[str, list[str]], work: Path, assets: Path,
+              max_bytes: int) -> None:
+    """One stage: its command (printed first), then what it copies or checks under assets/."""
+    if stage == "pretrain":
+        run(cmds["pretrain-data"], args.dry_run)
+    if stage in cmds:
+        run(cmds[stage], args.dry_run)
+    if args.dry_run:
+        return
+    if stage == "generator":
+        copy_pipeline(work / "generator-run", assets / "generator")
+        for path in shrink_safetensors(assets / "generator", max_bytes):
+            print(f"   stored {path.relative_to(assets)} in float16 ({path.stat().st_size / 2**20:.1f} MiB)")
+    elif stage == "model":
+        copy_model(work / "model-run", assets / "model")
+        for path in shard_model(assets / "model", max_bytes):
+            print(f"   {path.relative_to(assets)} ({path.stat().st_size / 2**20:.1f} MiB, "
+                  f"{_dtypes(path)})")
+    elif stage == "gallery":
+        from tipr.app.gallery_export import write_gallery
+
+        shutil.rmtree(assets / "gallery", ignore_errors=True)
+        out = write_gallery(dataset_dir(args), assets / "gallery", captionless=args.captionless, seed=args.seed)
+        print(f"   {sum(1 for _ in (out / 'imgs').iterdir())} images in {out}")
+    elif stage == "index":
+        index = build_index(assets / "model", assets / "gallery")
+        print(f"   {len(index)} images, {len(index.source.captions)} captions, "
+              f"{len(index.source.captionless)} captionless, {len(index.phrases)} noun phrases -> {index.location}")
+    elif stage == "check":
+        big = oversized(assets, max_bytes)
+        if big:
+            listing = "\n".join(f"  {p.relative_to(assets)}: {s / 2**20:.2f} MiB" for p, s in big)
+            sys.exit(f"files over {args.max_mib:g} MiB under {assets} (a Space needs LFS for them):\n{listing}")
+        total = sum(p.stat().st_size for p in assets.rglob("*") if p.is_file())
+        print(f"   every file is under {args.max_mib:g} MiB; {total / 2**20:.1f} MiB in all")
+
+
 # ------------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     work, assets = Path(args.work_dir), Path(args.assets_dir)
     max_bytes = int(args.max_mib * 2**20)
     cmds = commands(args)
-    for stage in STAGES:
-        if stage not in args.stages:
-            continue
+    took: dict[str, float] = {}
+    for stage in [s for s in STAGES if s in args.stages]:
         print(f"== {stage}", flush=True)
-        if stage == "pretrain":
-            run(cmds["pretrain-data"], args.dry_run)
-        if stage in cmds:
-            run(cmds[stage], args.dry_run)
-        if args.dry_run:
-            continue
-        if stage == "generator":
-            copy_pipeline(work / "generator-run", assets / "generator")
-            for path in shrink_safetensors(assets / "generator", max_bytes):
-                print(f"   stored {path.relative_to(assets)} in float16 ({path.stat().st_size / 2**20:.1f} MiB)")
-        elif stage == "model":
-            copy_model(work / "model-run", assets / "model")
-            for path in shard_model(assets / "model", max_bytes):
-                print(f"   {path.relative_to(assets)} ({path.stat().st_size / 2**20:.1f} MiB, "
-                      f"{_dtypes(path)})")
-        elif stage == "gallery":
-            from tipr.app.gallery_export import write_gallery
-
-            shutil.rmtree(assets / "gallery", ignore_errors=True)
-            out = write_gallery(dataset_dir(args), assets / "gallery", captionless=args.captionless, seed=args.seed)
-            print(f"   {sum(1 for _ in (out / 'imgs').iterdir())} images in {out}")
-        elif stage == "index":
-            index = build_index(assets / "model", assets / "gallery")
-            print(f"   {len(index)} images, {len(index.source.captions)} captions, "
-                  f"{len(index.source.captionless)} captionless, {len(index.phrases)} noun phrases -> {index.location}")
-        elif stage == "check":
-            big = oversized(assets, max_bytes)
-            if big:
-                listing = "\n".join(f"  {p.relative_to(assets)}: {s / 2**20:.2f} MiB" for p, s in big)
-                sys.exit(f"files over {args.max_mib:g} MiB under {assets} (a Space needs LFS for them):\n{listing}")
-            total = sum(p.stat().st_size for p in assets.rglob("*") if p.is_file())
-            print(f"   every file is under {args.max_mib:g} MiB; {total / 2**20:.1f} MiB in all")
+        start = time.perf_counter()
+        run_stage(stage, args, cmds, work, assets, max_bytes)
+        took[stage] = time.perf_counter() - start
+        if not args.dry_run:
+            print(f"   {stage} took {format_seconds(took[stage])}", flush=True)
+    if not args.dry_run:
+        print("== time per stage\n" + "\n".join(f"   {s:<10} {format_seconds(t):>9}" for s, t in took.items())
+              + f"\n   {'all':<10} {format_seconds(sum(took.values())):>9}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """assets/build.py on tiny sizes: its commands parse with the project's own CLIs; gallery, index, size check."""
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -65,7 +66,10 @@ def test_gallery_index_and_size_check_on_a_tiny_build(build, tmp_path, capsys):
     assert len(source.image_paths) == 12 and len(source.captionless) == round(0.2 * 12)
     assert sorted(source.attributes) == list(range(12)) and "visible" in source.attributes[0]  # SynthPEDES's truth
     assert (tmp_path / "assets" / "gallery" / INDEX_DIRNAME / "images.faiss").is_file()
-    assert "12 images, 20 captions, 2 captionless" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "12 images, 20 captions, 2 captionless" in out
+    assert "gallery took" in out and "index took" in out
+    assert re.search(r"== time per stage\n   gallery +\d+\.\d s\n   index +\d+\.\d s\n   all +\d+\.\d s", out)
 
     with pytest.raises(SystemExit, match=r"model\.safetensors: \d+\.\d\d MiB"):  # random fp32 weights: ~19 MiB
         build.main(["--stages", "check", *common])
@@ -85,6 +89,12 @@ def test_gallery_index_and_size_check_on_a_tiny_build(build, tmp_path, capsys):
     loaded = load_model(tmp_path / "assets" / "model")
     assert next(loaded.parameters()).dtype == torch.float32
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in random.state_dict().items() if k not in halved)
+
+
+@pytest.mark.parametrize("seconds,text", [(0.04, "0.0 s"), (9.94, "9.9 s"), (42.4, "42 s"), (725, "12 min 05 s"),
+                                          (3720, "1 h 02 min")])
+def test_stage_times_read_like_a_clock(build, seconds, text):
+    assert build.format_seconds(seconds) == text
 
 
 def test_unknown_stage_is_refused(build):
