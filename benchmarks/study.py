@@ -40,6 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--processes", type=int, default=1, help="runs at a time, one thread each")
     p.add_argument("--checkpoint_steps", type=int, default=200, help="a killed run loses at most this many steps")
     p.add_argument("--generator", default=str(ROOT / "assets" / "generator"), help="GEA's diffusion generator")
+    p.add_argument("--rows", nargs="+", default=None,
+                   help="train and show only the rows whose names start so, e.g. --rows '(a)' '(d)' (default: all)")
     p.add_argument("--write_only", action="store_true", help="write the table from finished runs; train nothing")
     p.add_argument("--out", default=None, help="Markdown file (default docs/results/study_<study>.md)")
     return p.parse_args(argv)
@@ -66,6 +68,11 @@ def main(argv=None) -> None:
         raise SystemExit(f"the start model is not trained yet ({start_run.output_dir}); run without --write_only")
     extra = {"gea": ["--generator", args.generator, "--generation_cache", str(work / "generation-cache")]}
     runs = study_runs(work, config, args.study, start_run.output_dir, data, extra)
+    if args.rows:
+        runs = {name: variant for name, variant in runs.items() if name.startswith(tuple(args.rows))}
+        if not runs:
+            raise SystemExit(f"no row of the {args.study} study starts with {' or '.join(args.rows)}; its rows: "
+                             + "; ".join(study_runs(work, config, args.study, start_run.output_dir, data, extra)))
 
     def write() -> None:
         out.parent.mkdir(parents=True, exist_ok=True)

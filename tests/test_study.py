@@ -48,12 +48,13 @@ def test_tiny_study_writes_its_table(tmp_path, capsys):
             "--start_identities", "10", "--start_epochs", "1", "--processes", "2", "--out", str(out)]
     study.main(argv)
     table = out.read_text()
-    for row in ("attribute oracle", "start model, zero-shot", "(a) InfoNCE", "(b) WIGA + EPGA", "(d) ECCA"):
+    for row in ("attribute oracle", "start model, zero-shot", "(a) InfoNCE", "(b) WIGA + EPGA", "(d) ECCA",
+                "InfoNCE with nothing missing"):
         assert row in table
     assert "pending" not in table and "Not finished" not in table
     assert "test split: 3 people" in table
     runs = sorted((tmp_path / "work").glob("run-*/results.json"))
-    assert len(runs) == 4  # the start model and three variants
+    assert len(runs) == 5  # the start model and four variants
     stamps = [p.stat().st_mtime_ns for p in runs]
     study.main(argv + ["--write_only"])  # nothing retrained, the same table
     assert [p.stat().st_mtime_ns for p in runs] == stamps
@@ -66,6 +67,13 @@ def test_tiny_study_writes_its_table(tmp_path, capsys):
     partial = out.read_text()
     assert "| (d) ECCA (WIGA + EPGA + FMC with HSNG) | – | – | – | – | – | pending |" in partial
     assert "Not finished yet (1 runs" in partial and "(d) ECCA (WIGA + EPGA + FMC with HSNG), seed 0" in partial
+    # --rows keeps the table to some rows (the oracle and the start stay)
+    study.main(argv + ["--write_only", "--rows", "(a)", "(b)"])
+    some = out.read_text()
+    assert "| (a) InfoNCE" in some and "| (b) WIGA" in some and "(d) ECCA" not in some and "Not finished" not in some
+    assert "attribute oracle" in some and "start model, zero-shot" in some
+    with pytest.raises(SystemExit, match=r"no row of the ecca study starts with \(z\)"):
+        study.main(argv + ["--write_only", "--rows", "(z)"])
 
 
 def test_a_variant_setting_replaces_the_studys(tmp_path):
