@@ -20,11 +20,11 @@ from tipr.study.runs import TrainRun
 class StartModelRecipe:
     """How the start model is made; every field changes the run's cache key."""
 
-    identities: int = 1000
+    identities: int = 2000
     render_seed: int = 1  # the benchmark renders with seed 0: other people
     caption_seed: int = 0
     image_size: str = "128x64"
-    epochs: int = 10
+    epochs: int = 20
     train_batch_size: int = 64
     learning_rate: float = 5e-4
 
