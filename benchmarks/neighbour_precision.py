@@ -1,25 +1,29 @@
-"""How often ECCA's completion neighbours are the right person: HSNG against plain nearest neighbours.
+"""How often ECCA's completion neighbours are the right person, or look like it: HSNG against plain neighbours.
 
     python benchmarks/neighbour_precision.py --model outputs/ablations/run-XXXX --data_root DIR --setting medium
 
 Encodes the train split with a model, builds the feature bank of the partition, and prints, for every sample
 missing a modality, the fraction of its k' neighbours that share its identity (identities are read here for
 this diagnostic only; training never sees them), with the chance level of picking an available sample at random.
+On SynthPEDES it also prints how alike the neighbours' people look (the share of tipr.attribute_oracle.LOOKS they
+share with the sample's person), beside 20 available samples drawn at random for each.
 """
 
 from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from tipr.attribute_oracle import agreement
 from tipr.data import CaptionList, ImageList, Modality, build_transform, load_dataset, partition_pairs
 from tipr.ecca import FeatureBank
 from tipr.models.tipr_model import load_model
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="a tipr model folder")
     p.add_argument("--dataset", default="cuhk-pedes")
@@ -28,7 +32,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="partition seed")
     p.add_argument("--k", type=int, default=6)
     p.add_argument("--k_prime", type=int, default=4)
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     model = load_model(args.model)
     data = load_dataset(args.dataset, args.data_root)
@@ -46,9 +50,14 @@ def main() -> None:
     pair_pid = torch.tensor([r.pid for r in records])
     image_pid = torch.zeros(len(data.train_image_paths), dtype=torch.long)
     image_pid[torch.tensor([r.image_id for r in records])] = pair_pid
+    looks = [None] * len(data.train_image_paths)
+    for r in records:
+        looks[r.image_id] = r.attributes
+    pair_image = torch.tensor([r.image_id for r in records])
+    with_looks = all(a is not None for a in looks)
     print(f"{args.setting}: {dict((m.name, c) for m, c in partition.counts().items())}")
-    print("| missing | neighbours | same identity | chance |")
-    print("|---|---|---|---|")
+    print("| missing | neighbours | same identity | chance |" + (" looks alike | chance |" if with_looks else ""))
+    print("|---|---|---|---|" + ("---|---|" if with_looks else ""))
     for missing, mode, pool_pid, available in (
             ("image", Modality.IMAGE_MISSING, image_pid, bank.image_available),
             ("text", Modality.TEXT_MISSING, pair_pid, bank.text_available)):
@@ -56,10 +65,24 @@ def main() -> None:
         own = pair_pid[queries]
         pool = pool_pid[available]
         chance = float((pool[None, :] == own[:, None]).float().mean())
+        # the image each query's person is seen in, and the image behind each pool row
+        own_image = pair_image[queries]
+        row_image = torch.arange(len(looks)) if missing == "image" else pair_image
+        random_rows = torch.as_tensor(available).nonzero()[:, 0][torch.randint(int(available.sum()), (len(queries), 20),
+                                                                 generator=torch.Generator().manual_seed(0))]
         for method in ("plain", "hsng"):
             rows = bank.neighbours_for(queries, missing, k=args.k, k_prime=args.k_prime, method=method)
             hit = float((pool_pid[rows] == own[:, None]).float().mean())
-            print(f"| {missing} | {method} | {100 * hit:.1f}% | {100 * chance:.2f}% |")
+            line = f"| {missing} | {method} | {100 * hit:.1f}% | {100 * chance:.2f}% |"
+            if with_looks:
+                line += f" {100 * _alike(looks, own_image, row_image[rows]):.1f}% |" \
+                        f" {100 * _alike(looks, own_image, row_image[random_rows]):.1f}% |"
+            print(line)
+
+
+def _alike(looks: list, own: torch.Tensor, others: torch.Tensor) -> float:
+    """Mean share of LOOKS that each query's person shares with its `others` [Q, n] (image ids)."""
+    return float(np.mean([agreement(looks[int(a)], looks[int(b)]) for a, row in zip(own, others) for b in row]))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tipr.app.demo_check import CaptionRanking, NeighbourLikeness, agreement, report
+from tipr.app.demo_check import CaptionRanking, NeighbourLikeness, report
+from tipr.attribute_oracle import agreement
 from tipr.app.demo_queries import DemoQuery, QueriesError, micro_average, read_queries, score_queries, shows
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,6 +18,10 @@ from tipr.data.caption_attributes import caption_attributes
 from tipr.data.records import EvalSplit
 from tipr.metrics import rank_metrics
 
+# what a person looks like: the attributes the neighbour agreement compares (view and scene left out)
+LOOKS = ("gender", "hair_style", "hair_colour", "upper_type", "upper_colour", "upper_pattern", "lower_type",
+         "lower_colour", "shoes_colour", "bag_type", "bag_colour", "headwear", "headwear_colour", "glasses", "carry")
+
 
 def oracle_scores(captions: Sequence[str], image_attributes: Sequence[Mapping[str, Any] | None], *,
                   seed: int = 0) -> torch.Tensor:
@@ -50,3 +54,7 @@ def attribute_oracle(split: EvalSplit, *, seed: int = 0) -> dict[str, float]:
     scores = oracle_scores(split.captions, split.image_attributes, seed=seed)
     return rank_metrics(scores, torch.tensor(split.caption_pids), torch.tensor(split.image_pids))
 
+
+def agreement(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
+    """The share of LOOKS on which two people's true attributes agree."""
+    return sum(a.get(key) == b.get(key) for key in LOOKS) / len(LOOKS)

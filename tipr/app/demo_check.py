@@ -21,13 +21,10 @@ from tipr.app.demo_queries import DemoQuery, QueryScore, micro_average, score_qu
 from tipr.app.gallery_index import GalleryIndex
 from tipr.app.gallery_source import GallerySource
 from tipr.app.search import Searcher
-from tipr.attribute_oracle import oracle_scores
+from tipr.attribute_oracle import LOOKS, agreement, oracle_scores
 from tipr.ecca.config import ECCAConfig
 from tipr.metrics import rank_metrics
 
-# what a person looks like: the attributes the neighbour agreement compares (view and scene left out)
-LOOKS = ("gender", "hair_style", "hair_colour", "upper_type", "upper_colour", "upper_pattern", "lower_type",
-         "lower_colour", "shoes_colour", "bag_type", "bag_colour", "headwear", "headwear_colour", "glasses", "carry")
 METRICS = ("R1", "R5", "mAP", "mINP")
 TARGET_RATIO, TARGET_HITS = 2 / 3, 0.7
 
@@ -108,11 +105,6 @@ def rank_queries(searcher: Searcher, queries: Sequence[DemoQuery], images: Seque
     """The free-form queries searched as the app's Search tab does (text only), scored on their top k."""
     tops = [[h.row for h in searcher.search(q.query, k=k, method="text").hits] for q in queries]
     return score_queries(queries, tops, images)
-
-
-def agreement(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
-    """The share of LOOKS on which two people's true attributes agree."""
-    return sum(a.get(key) == b.get(key) for key in LOOKS) / len(LOOKS)
 
 
 def neighbour_likeness(index: GalleryIndex, images: Sequence[Mapping[str, Any]],
