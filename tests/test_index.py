@@ -301,3 +301,25 @@ def test_bench_index_runs_tiny(tmp_path):
     assert all(float(r[5]) == 1.0 for r in rows)  # Flat at this size: exact
     assert all(0 < float(r[3]) <= float(r[4]) for r in rows)
     assert all(0 < float(r[7].split("(")[1].rstrip(") ")) for r in rows)  # CPU seconds to the first answer
+
+
+@pytest.mark.parametrize("text,message", [
+    ("{not json", r"cannot read a thing file .*x\.json: .*\. Do this"),
+    ('{"format": "other/1", "items": []}', r'is not a thing file \(expected a JSON object with "format": "t/1" and'),
+    ('{"format": "t/1", "items": {}}', r'and a "items" list'),
+    ('[1, 2]', r"is not a thing file"),
+])
+def test_format_json_errors_say_what_is_wrong(tmp_path, text, message):
+    from tipr.index.folder import read_format_json
+
+    (tmp_path / "x.json").write_text(text)
+    with pytest.raises(RuntimeError, match=message):
+        read_format_json(tmp_path / "x.json", "t/1", "items", what="a thing file", error=RuntimeError, hint="Do this")
+
+
+def test_format_json_reads_a_good_file(tmp_path):
+    from tipr.index.folder import read_format_json
+
+    (tmp_path / "x.json").write_text('{"format": "t/1", "items": [1, 2], "extra": true}')
+    assert read_format_json(tmp_path / "x.json", "t/1", "items", what="a thing file") == {
+        "format": "t/1", "items": [1, 2], "extra": True}

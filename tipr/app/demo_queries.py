@@ -8,12 +8,13 @@ label and the attribute's group is in the image's ``visible`` list (glasses seen
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tipr.index.folder import read_format_json
 
 QUERIES_FORMAT = "tipr-demo-queries/1"
 # attribute -> the group SynthPEDES's ``visible`` list names for it
@@ -71,13 +72,7 @@ def shows(image: Mapping[str, Any], key: str, value: Any) -> bool:
 def read_queries(path: str | os.PathLike) -> list[DemoQuery]:
     """The queries of a ``tipr-demo-queries/1`` file, checked: every query names known attributes."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise QueriesError(f"cannot read the queries file {path}: {err}") from None
-    if not isinstance(data, dict) or data.get("format") != QUERIES_FORMAT or not isinstance(data.get("queries"), list):
-        raise QueriesError(f"{path} is not a demo queries file (expected a JSON object with \"format\": "
-                           f"\"{QUERIES_FORMAT}\" and a \"queries\" list)")
+    data = read_format_json(path, QUERIES_FORMAT, "queries", what="a demo queries file", error=QueriesError)
     out = []
     for i, item in enumerate(data["queries"]):
         text = item.get("query") if isinstance(item, dict) else None

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tipr.index.folder import read_format_json
 from tipr.index.sources import GalleryList, GalleryListError, list_gallery, read_dataset_test
 
 CAPTIONS_FILE = "captions.json"
@@ -92,13 +93,8 @@ def read_captions_file(root: Path) -> GallerySource:
     "captions": ["..."], "held_out_captions": ["..."], "attributes": {...}}, ...]}; an image with no captions is
     captionless; ``attributes`` (optional) are its true attributes."""
     path = root / CAPTIONS_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise GalleryError(f"cannot read {path}: {err}. Fix the file or remove it to index the images alone") from None
-    if not isinstance(data, dict) or data.get("format") != CAPTIONS_FORMAT or not isinstance(data.get("images"), list):
-        raise GalleryError(f"{path} is not a tipr gallery captions file (expected a JSON object with "
-                           f"\"format\": \"{CAPTIONS_FORMAT}\" and an \"images\" list)")
+    data = read_format_json(path, CAPTIONS_FORMAT, "images", what="a tipr gallery captions file", error=GalleryError,
+                            hint="Fix the file or remove it to index the images alone")
     src = GallerySource(root=root, kind="captions file", image_paths=[], image_pids=[])
     missing = []
     for i, item in enumerate(data["images"]):

@@ -55,6 +55,19 @@ def write_json(path: Path, data: Any) -> None:
         raise
 
 
+def read_format_json(path: Path, fmt: str, key: str, *, what: str, error: type[Exception] = ValueError,
+                     hint: str = "") -> dict[str, Any]:
+    """A JSON object whose "format" is `fmt` and whose `key` is a list; `error` says what is wrong otherwise."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise error(f"cannot read {what} {path}: {err}.{' ' + hint if hint else ''}") from None
+    if not isinstance(data, dict) or data.get("format") != fmt or not isinstance(data.get(key), list):
+        raise error(f"{path} is not {what} (expected a JSON object with \"format\": \"{fmt}\" and a \"{key}\" "
+                    "list)")
+    return data
+
+
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     folder = Path(folder)
     try:
