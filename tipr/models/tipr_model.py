@@ -18,7 +18,7 @@ from tipr.hub import require_hub
 from tipr.models.backbone import BackboneConfig, Features, build_backbone
 from tipr.models.method import Method
 from tipr.models.weights import (HUB_MAX_SHARD_SIZE, INDEX_FILE, LAYOUT, SINGLE_FILE, WEIGHT_PATTERNS,
-                                 checked_weight_files, load_weights, save_weights)
+                                 load_weights, save_weights, weight_files)
 
 
 class TIPRModel(
@@ -161,7 +161,7 @@ def load_model(path_or_hub_id: str | os.PathLike, *, device: str | torch.device 
             raise FileNotFoundError(f"model folder {path} does not exist (expected config.json + {LAYOUT})")
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path} is not a tipr model folder: config.json is missing")
-        checked_weight_files(path)
+        weight_files(path)  # every file there; load_weights then checks each one is whole
     elif not _cached_on_hub(str(path_or_hub_id)):
         require_hub(f"tipr model {str(path_or_hub_id)!r}",
                     local_alternative="pass the path of a local model folder saved by train/run.py")
