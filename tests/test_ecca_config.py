@@ -13,7 +13,8 @@ def test_paper_defaults_and_json_round_trip():
 
 
 @pytest.mark.parametrize("bad", [{"alpha": 1.5}, {"k": 0}, {"k_prime": 7}, {"tau": 0.0}, {"w_fmc": -1.0},
-                                 {"sinkhorn_iters": 2.5}])
+                                 {"sinkhorn_iters": 2.5}, {"completed_weight": 1.5}, {"completed_weight": -0.1},
+                                 {"completion_warmup_epochs": -1}, {"completion_warmup_epochs": 1.5}])
 def test_invalid_values_are_rejected(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         ECCAConfig(**bad)

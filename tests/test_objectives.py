@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,8 @@ from torch.utils.data import DataLoader
 from tipr.data import ImageList, TrainPairs, TrainRecord, build_transform, partition_pairs
 from tipr.data.datasets import CaptionList
 from tipr.models.tipr_model import TIPRModel
-from tipr.objectives import build_objective
+from tipr.ecca import ECCAConfig
+from tipr.objectives import ECCAObjective, build_objective
 
 COLOURS = ["red", "blue", "green", "black", "white", "yellow"]
 SMALL_ECCA = dict(num_prototypes_s=8, fusion_heads=2, num_unified_prototypes=8, k=3, k_prime=2)
@@ -160,3 +163,39 @@ def test_ecca_neighbour_search_options(records, tmp_path, knn_index, oracle):
 def test_oracle_neighbours_only_for_ecca(records):
     with pytest.raises(ValueError, match="completes nothing"):
         build_objective(make_model("clip"), records=records, oracle_neighbours=True)
+
+
+@pytest.mark.parametrize("weight,warmup,epoch,complete,expected,scale", [
+    (1.0, 0, 0, [1, 0, 0], None, 1.0),  # the paper: completed pairs like complete ones
+    (0.25, 0, 0, [1, 0, 1], [1.0, 0.25, 1.0], 1.0),
+    (1.0, 3, 2, [1, 0, 0], [1.0, 0.0, 0.0], 1.0),  # still warming up
+    (1.0, 3, 3, [1, 0, 0], None, 1.0),
+    (0.5, 3, 7, [0, 1, 0], [0.5, 1.0, 0.5], 1.0),
+    (0.0, 0, 5, [1, 1], None, 1.0),  # nothing completed
+    (0.0, 0, 5, [0, 0], None, 0.0),  # nothing weighs: WIGA and EPGA sit this batch out
+])
+def test_row_weights_over_training(weight, warmup, epoch, complete, expected, scale):
+    objective = SimpleNamespace(config=ECCAConfig(completed_weight=weight, completion_warmup_epochs=warmup),
+                                epoch=epoch)
+    rows, got_scale = ECCAObjective._row_weights(objective, torch.tensor(complete, dtype=torch.bool))
+    assert (None if rows is None else rows.tolist()) == expected
+    assert got_scale == scale
+
+
+def test_warm_up_trains_like_weight_zero_then_like_the_paper(records, tmp_path):
+    partition = partition_pairs(len(records), "medium", seed=1, groups=[r.image_id for r in records])
+
+    def losses(epoch, **ecca):
+        model = make_model("ecca", **ecca)
+        objective = build_objective(model, records=records, partition=partition, cache_dir=tmp_path)
+        refresh(objective, model, records)
+        objective.set_epoch(epoch)
+        with torch.no_grad():
+            return objective(model, batch_of(model, records, partition, False, size=24))
+
+    warming, after = losses(1, completion_warmup_epochs=2), losses(2, completion_warmup_epochs=2)
+    zero, paper = losses(1, completed_weight=0.0), losses(2)
+    for key in ("wiga", "epga", "fmc", "loss"):
+        assert warming[key].item() == pytest.approx(zero[key].item(), rel=1e-5)
+        assert after[key].item() == pytest.approx(paper[key].item(), rel=1e-5)
+    assert warming["wiga"].item() != pytest.approx(after["wiga"].item(), rel=1e-3)

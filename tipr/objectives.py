@@ -48,6 +48,11 @@ class Objective:
     requires_bank = False
     requires_generated = False
     uses_incomplete_pairs = False  # whether samples missing a modality contribute to the loss
+    epoch = 0  # the training epoch, for objectives whose loss changes over training
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the training loop before each epoch (after a resume too)."""
+        self.epoch = epoch
 
     def refresh(self, model: TIPRModel, *, image_loader: Iterable[Mapping], text_loader: Iterable[Mapping],
                 gather: Callable[[Tensor], Tensor] | None = None) -> None:
@@ -184,6 +189,16 @@ class ECCAObjective(Objective):
                                     temperature=c.fmc_temperature)
         return F.normalize(completed, dim=-1), fmc_loss(completed, anchor)
 
+    def _row_weights(self, complete: Tensor) -> tuple[Tensor | None, float]:
+        """Each pair's weight as an anchor (1 complete, ``completed_weight`` completed, 0 in the warm-up), and
+        the scale of WIGA and EPGA (0 for a batch where every pair weighs 0)."""
+        c = self.config
+        weight = c.completed_weight if self.epoch >= c.completion_warmup_epochs else 0.0
+        if bool(complete.all()) or weight == 1.0:
+            return None, 1.0
+        rows = torch.where(complete, 1.0, weight).to(complete.device)
+        return (rows, 1.0) if bool(rows.any()) else (None, 0.0)
+
     def __call__(self, model: TIPRModel, batch: Mapping) -> dict[str, Tensor]:
         from tipr.ecca import epga_loss, wiga_loss
 
@@ -235,13 +250,14 @@ class ECCAObjective(Objective):
             weights, alpha = self.phrases.weights(index.cpu(), has_txt.cpu(), device=img.device), c.alpha
         else:
             weights, alpha = torch.eye(size, device=img.device), 1.0
+        row_weights, scale = self._row_weights(has_img & has_txt)
         losses["wiga"] = wiga_loss(img, txt, weights, alpha=alpha, tau=c.tau,
-                                   exclude=_siblings(self.pair_image_ids, batch))
-        total = c.w_wiga * losses["wiga"]
+                                   exclude=_siblings(self.pair_image_ids, batch), row_weights=row_weights)
+        total = scale * c.w_wiga * losses["wiga"]
         if c.use_epga:
             losses["epga"] = epga_loss(img, txt, model.prototypes(), tau=c.tau, sinkhorn_iters=c.sinkhorn_iters,
-                                       epsilon=c.sinkhorn_epsilon)
-            total = total + c.w_epga * losses["epga"]
+                                       epsilon=c.sinkhorn_epsilon, row_weights=row_weights)
+            total = total + scale * c.w_epga * losses["epga"]
         if fmc_terms:
             losses["fmc"] = sum(fmc_terms)
             total = total + c.w_fmc * losses["fmc"]

@@ -181,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             bank.before_epoch(unwrapped, epoch, accelerator=accelerator, global_step=state.global_step,
                               resumed_mid_epoch=bool(skip_batches))
         data.train.set_epoch(epoch)
+        objective.set_epoch(epoch)
         train_dataloader.set_epoch(epoch)
         loader, batches_done = train_dataloader, 0
         if epoch == first_epoch and skip_batches:

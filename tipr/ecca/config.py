@@ -39,6 +39,12 @@ class ECCAConfig:
     sinkhorn_epsilon: float = 0.01
     # FMC's affinity temperature: S_ij = exp(cos / T); eq. 10 is T = 1
     fmc_temperature: float = 0.05
+    # how much a completed pair weighs as an anchor of WIGA and EPGA, against 1 for a complete pair; at 0 the
+    # incomplete samples are only negatives of the others (the paper trains on completed pairs like complete ones)
+    completed_weight: float = 1.0
+    # epochs before completed pairs weigh anything, so that the bank's neighbours come from a model that has
+    # first learned from the complete pairs (0: from the start, as in the paper)
+    completion_warmup_epochs: int = 0
     # eq. 25
     w_wiga: float = 1.0
     w_epga: float = 1.0
@@ -75,6 +81,11 @@ class ECCAConfig:
         if not isinstance(self.knn_index, str) or not self.knn_index.strip():
             raise ValueError(f"ECCAConfig.knn_index must be 'torch' or a faiss index factory string such as 'Flat' "
                              f"or 'IVF1024,Flat', got {self.knn_index!r}")
+        if not 0.0 <= self.completed_weight <= 1.0:
+            raise ValueError(f"ECCAConfig.completed_weight must lie in [0, 1], got {self.completed_weight}")
+        if not isinstance(self.completion_warmup_epochs, int) or self.completion_warmup_epochs < 0:
+            raise ValueError("ECCAConfig.completion_warmup_epochs must be an integer >= 0, got "
+                             f"{self.completion_warmup_epochs!r}")
         for name in ("w_wiga", "w_epga", "w_fmc"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ECCAConfig.{name} must be >= 0, got {getattr(self, name)}")

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tipr.losses import weighted_mean
+
 
 @torch.no_grad()
 def sinkhorn(scores: Tensor, *, n_iters: int = 3, epsilon: float = 0.05) -> Tensor:
@@ -34,11 +36,12 @@ def sinkhorn(scores: Tensor, *, n_iters: int = 3, epsilon: float = 0.05) -> Tens
 
 
 def epga_loss(img: Tensor, txt: Tensor, prototypes: Tensor, *, tau: float, sinkhorn_iters: int,
-              epsilon: float) -> Tensor:
+              epsilon: float, row_weights: Tensor | None = None) -> Tensor:
     """L_EPGA (eq. 24): mean of -q_t . log p_v and -q_v . log p_t over the batch.
 
     img, txt [B, d] are paired features, prototypes [K, d] the unified prototypes C; all are
-    L2-normalised here, so the scores are cosine similarities (eq. 20-21).
+    L2-normalised here, so the scores are cosine similarities (eq. 20-21). ``row_weights`` [B] make the mean
+    a weighted one (every pair still shares Sinkhorn's equipartition).
     """
     if img.dim() != 2 or img.shape != txt.shape or prototypes.dim() != 2 or prototypes.shape[1] != img.shape[1]:
         raise ValueError(f"epga_loss expects img, txt [B, d] and prototypes [K, d], got {tuple(img.shape)}, "
@@ -50,7 +53,7 @@ def epga_loss(img: Tensor, txt: Tensor, prototypes: Tensor, *, tau: float, sinkh
     q_t = sinkhorn(scores_t.detach(), n_iters=sinkhorn_iters, epsilon=epsilon)
     loss_v = -(q_t * F.log_softmax(scores_v / tau, dim=1)).sum(1)  # eq. 22: image predicts the text's code
     loss_t = -(q_v * F.log_softmax(scores_t / tau, dim=1)).sum(1)  # eq. 23: text predicts the image's code
-    return (loss_v + loss_t).mean() / 2
+    return weighted_mean((loss_v + loss_t) / 2, row_weights)
 
 
 class UnifiedPrototypes(nn.Module):

@@ -53,11 +53,12 @@ def wiga_weights(phrase_sets: Sequence[Set[str]]) -> Tensor:
 
 
 def wiga_loss(img: Tensor, txt: Tensor, weights: Tensor, *, alpha: float, tau: float = 0.02,
-              exclude: Tensor | None = None) -> Tensor:
+              exclude: Tensor | None = None, row_weights: Tensor | None = None) -> Tensor:
     """L_WIGA = i2t + t2i (eq. 15-19) with soft targets alpha * I + (1 - alpha) * W.
 
     ``exclude`` [B, B] bool (``tipr.losses.same_image_mask``): pairs that are not negatives of each other
     (two captions of one image), left out of both softmaxes; their share of W goes to the rest of the row.
+    ``row_weights`` [B] weigh each pair as an anchor (``tipr.losses.info_nce``), e.g. less for completed pairs.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"wiga_loss: alpha must lie in [0, 1], got {alpha}")
@@ -67,7 +68,7 @@ def wiga_loss(img: Tensor, txt: Tensor, weights: Tensor, *, alpha: float, tau: f
                          "build them with wiga_weights() or PhraseIndex.weights() for this batch")
     eye = torch.eye(batch, device=img.device)
     targets = alpha * eye + (1.0 - alpha) * weights.to(device=img.device, dtype=torch.float32).detach()
-    return info_nce(img, txt, tau, targets=targets, exclude=exclude)
+    return info_nce(img, txt, tau, targets=targets, exclude=exclude, row_weights=row_weights)
 
 
 class PhraseIndex:

@@ -23,6 +23,9 @@ ECCA_VARIANTS: dict[str, list[str]] = {
     BASELINE: ["--method", "clip", "--loss", "infonce", "--no-supervised"],
     "(b) WIGA + EPGA, complete pairs only": ["--method", "ecca", "--no-use_fmc"],
     FULL_ECCA: ["--method", "ecca"],
+    "(d0) ECCA, completed pairs only negatives (completed_weight 0)": ["--method", "ecca", "--completed_weight", "0"],
+    "(dw) ECCA, completed pairs after a 9-epoch warm-up on complete ones": ["--method", "ecca",
+                                                                           "--completion_warmup_epochs", "9"],
     COMPLETE_DATA: ["--method", "clip", "--loss", "infonce", "--no-supervised", "--setting", "full"],
 }
 GEA_VARIANTS: dict[str, list[str]] = {

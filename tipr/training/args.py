@@ -42,6 +42,9 @@ ECCA_HELP = {
     "sinkhorn_epsilon": "EPGA: Sinkhorn-Knopp entropy epsilon (at most tau, so the codes are sharper than the "
                         "predictions they train)",
     "fmc_temperature": "FMC: affinity temperature T, S_ij = exp(cos / T) (eq. 10 has T = 1: a near-plain mean)",
+    "completed_weight": "weight of a completed pair as an anchor of WIGA and EPGA (1: like a complete pair, as in "
+                        "the paper; 0: incomplete samples are only negatives)",
+    "completion_warmup_epochs": "epochs in which completed pairs weigh 0, before completed_weight applies",
     "w_wiga": "weight of the WIGA loss (eq. 25)",
     "w_epga": "weight of the EPGA loss (eq. 25)",
     "w_fmc": "weight of the FMC loss (eq. 25)",
