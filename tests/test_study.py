@@ -86,3 +86,24 @@ def test_a_variant_setting_replaces_the_studys(tmp_path):
     assert settings[BASELINE] == ["medium"] and settings[COMPLETE_DATA] == ["full"]
     # the rows without their own setting keep the flags (so the cache keys) they always had
     assert runs[BASELINE][0].flags[:runs[BASELINE][0].flags.index("--method")].count("--setting") == 1
+
+
+@pytest.mark.parametrize("extra,same", [
+    (["--completed_weight", "1"], True),  # the default, spelled out
+    (["--no-use_fmc", "--use_fmc"], True),
+    (["--completed_weight", "0"], False),
+    (["--no-use_epga"], False),
+])
+def test_a_run_key_names_what_it_trains(tmp_path, extra, same):
+    from tipr.study.benchmark import cache_key_parts
+    from tipr.study.runs import TrainRun
+
+    base = ["--preset", "tiny", "--dataset", "cuhk-pedes", "--data_root", str(tmp_path), "--method", "ecca"]
+
+    def key(flags):
+        return TrainRun("x", flags, tmp_path, *reversed(cache_key_parts(flags))).key
+
+    assert (key(base + extra + ["--seed", "0"]) == key(base + ["--seed", "0"])) is same
+    assert key(base + ["--seed", "1"]) != key(base + ["--seed", "0"])
+    clip = base[:-1] + ["clip", "--seed", "0"]
+    assert cache_key_parts(clip) == (clip, "")

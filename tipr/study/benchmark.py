@@ -75,12 +75,21 @@ def benchmark_data(work: str | Path, config: StudyConfig) -> Path:
                              identities=config.identities, seed=config.data_seed, image_size=config.image_size)
 
 
-def method_version(flags: Sequence[str]) -> str:
-    """What a run's flags leave to code defaults that the study depends on (ECCA's config), for its cache key."""
+def cache_key_parts(flags: Sequence[str]) -> tuple[list[str], str]:
+    """What a run's cache key reads: its flags without ECCA's config flags, and the ECCA config they train
+    (code defaults, preset and flags together), so that a key names what is trained however the flags spell it:
+    a run with ``--completed_weight 0`` is still found after 0 becomes the default."""
     from tipr.ecca.config import ECCAConfig
+    from tipr.training.args import ecca_config, parse_args
 
-    method = flags[list(flags).index("--method") + 1]
-    return json.dumps(ECCAConfig().to_dict(), sort_keys=True) if "ecca" in method else ""
+    flags = list(flags)
+    config = ecca_config(parse_args(flags))
+    if config is None:
+        return flags, ""
+    names = {f"--{prefix}{name}" for name in ECCAConfig.__dataclass_fields__ for prefix in ("", "no-")}
+    drop = {i for i, flag in enumerate(flags) if flag in names}
+    drop |= {i + 1 for i in drop if i + 1 < len(flags) and not flags[i + 1].startswith("--")}
+    return [f for i, f in enumerate(flags) if i not in drop], json.dumps(config.to_dict(), sort_keys=True)
 
 
 def study_runs(work: str | Path, config: StudyConfig, study: str, start_dir: str | Path, data: Path,
@@ -98,8 +107,11 @@ def study_runs(work: str | Path, config: StudyConfig, study: str, start_dir: str
         # a variant's own --setting replaces the study's (the other variants' flags, hence cache keys, stay as they were)
         shared = common[:common.index("--setting")] + common[common.index("--setting") + 2:] if "--setting" in flags \
             else common
-        runs[name] = [TrainRun(name, shared + flags + more + ["--seed", str(seed)], Path(work),
-                               method_version(flags)) for seed in config.seeds]
+        runs[name] = []
+        for seed in config.seeds:
+            run_flags = shared + flags + more + ["--seed", str(seed)]
+            key_flags, version = cache_key_parts(run_flags)
+            runs[name].append(TrainRun(name, run_flags, Path(work), version, key_flags))
     return runs
 
 

@@ -43,16 +43,21 @@ def run_logged(cmd: Sequence[str], log: str | os.PathLike) -> float:
 
 @dataclass
 class TrainRun:
-    """One trainer run: a row name, its flags (without --output_dir) and the folder it lives in."""
+    """One trainer run: a row name, its flags (without --output_dir) and the folder it lives in.
+
+    Its key hashes ``key_flags`` (default: the flags) and ``version``, what the flags leave to code defaults.
+    """
 
     name: str
     flags: list[str]
     work: Path
     version: str = ""
+    key_flags: list[str] | None = None
 
     @property
     def key(self) -> str:
-        return hashlib.sha1((json.dumps(self.flags) + self.version).encode()).hexdigest()[:10]
+        flags = self.flags if self.key_flags is None else self.key_flags
+        return hashlib.sha1((json.dumps(flags) + self.version).encode()).hexdigest()[:10]
 
     @property
     def output_dir(self) -> Path:
