@@ -130,7 +130,8 @@ class ECCAObjective(Objective):
 
     Each sample missing a modality gets a completed feature from FMC over the HSNG neighbours that the
     feature bank holds (bank features are fixed between refreshes; gradients reach the sample's own
-    feature). Completed samples then take part in WIGA and EPGA like complete ones. With FMC off, samples
+    feature). Completed samples then take part in WIGA and EPGA, as anchors weighted by ``completed_weight``
+    (0 during ``completion_warmup_epochs``) and always as negatives of the others. With FMC off, samples
     missing a modality are left out. With GEA heads (ECCA+GEA), a text whose image is missing adds its
     generated image's feature as an extra FMC node, and GIF's score is trained on the complete pairs.
     The bank's text features are encoded without TGTE: neighbour search needs the shared joint space only.
