@@ -49,13 +49,13 @@ def test_tiny_study_writes_its_table(tmp_path, capsys):
     study.main(argv)
     table = out.read_text()
     for row in ("attribute oracle", "start model, zero-shot", "(a) InfoNCE", "(b) WIGA + EPGA", "(d) ECCA",
-                "(d0) ECCA, completed pairs only negatives", "(dw) ECCA, completed pairs after",
+                "(d0) ECCA, completed pairs only negatives", "(dw) ECCA, completed pairs after", "(d-oracle) ECCA",
                 "InfoNCE with nothing missing"):
         assert row in table
     assert "pending" not in table and "Not finished" not in table
     assert "test split: 3 people" in table
     runs = sorted((tmp_path / "work").glob("run-*/results.json"))
-    assert len(runs) == 7  # the start model and six variants
+    assert len(runs) == 8  # the start model and seven variants
     stamps = [p.stat().st_mtime_ns for p in runs]
     study.main(argv + ["--write_only"])  # nothing retrained, the same table
     assert [p.stat().st_mtime_ns for p in runs] == stamps

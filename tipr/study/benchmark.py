@@ -26,6 +26,8 @@ ECCA_VARIANTS: dict[str, list[str]] = {
     "(d0) ECCA, completed pairs only negatives (completed_weight 0)": ["--method", "ecca", "--completed_weight", "0"],
     "(dw) ECCA, completed pairs after a 9-epoch warm-up on complete ones": ["--method", "ecca",
                                                                            "--completion_warmup_epochs", "9"],
+    "(d-oracle) ECCA completing from same-person neighbours (reads identities: what completion could give)": [
+        "--method", "ecca", "--oracle_neighbours"],
     COMPLETE_DATA: ["--method", "clip", "--loss", "infonce", "--no-supervised", "--setting", "full"],
 }
 GEA_VARIANTS: dict[str, list[str]] = {
