@@ -15,6 +15,7 @@ FMC completion; how alike the k' neighbours are to each other).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -80,8 +81,8 @@ def main(argv: list[str] | None = None) -> None:
             hit = float((pool_pid[rows] == own[:, None]).float().mean())
             line = f"| {missing} | {method} | {100 * hit:.1f}% | {100 * chance:.2f}% |"
             if with_looks:
-                alike = _alike(looks, own_image, row_image[rows])
-                line += f" {100 * alike.mean():.1f}% | {100 * _alike(looks, own_image, row_image[random_rows]).mean():.1f}% |"
+                alike, stranger = (_alike(looks, own_image, row_image[r]) for r in (rows, random_rows))
+                line += f" {100 * alike.mean():.1f}% | {100 * stranger.mean():.1f}% |"
                 if method == "hsng":
                     anchors = bank.features("text" if missing == "image" else "image",
                                             queries if missing == "image" else own_image)
@@ -99,7 +100,8 @@ def _alike(looks: list, own: torch.Tensor, others: torch.Tensor) -> np.ndarray:
     return np.array([np.mean([agreement(looks[int(a)], looks[int(b)]) for b in row]) for a, row in zip(own, others)])
 
 
-def _reliability(anchors: torch.Tensor, neighbours: torch.Tensor, temperature: float):
+def _reliability(anchors: torch.Tensor, neighbours: torch.Tensor, temperature: float
+                 ) -> Iterator[tuple[str, torch.Tensor]]:
     """Scores of each completion that need no identities: (name, [Q] tensor)."""
     completed, _ = fmc_complete(anchors, neighbours, temperature=temperature)
     n = torch.nn.functional.normalize(neighbours, dim=-1)
