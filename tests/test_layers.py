@@ -16,7 +16,8 @@ LAYERS = [
     {"tipr/models"},
     {"tipr/generation", "tipr/objectives.py"},
     {"tipr/evaluate.py", "tipr/generate.py", "tipr/index", "tipr/attribute_oracle.py"},
-    {"tipr/training", "tipr/app", "tipr/study"},
+    {"tipr/training", "tipr/app"},
+    {"tipr/study"},  # runs train/run.py and reads its flags to know what a run trains
 ]
 LAYER = {unit: level for level, units in enumerate(LAYERS) for unit in units}
 LOCAL = {"train", "tests", "benchmarks", "assets", "tools", "app"}  # repo folders and scripts that are not packages
