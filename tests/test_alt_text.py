@@ -55,3 +55,14 @@ def test_cli_writes_the_dataset(synth, tmp_path, capsys):
     main(["--source", synth, "--out", str(tmp_path / "cli"), "--seed", "1"])
     folder = Path(capsys.readouterr().out.strip())
     assert folder == tmp_path / "cli" / "CUHK-PEDES" and (folder / "reid_raw.json").is_file()
+
+
+@pytest.mark.parametrize("per_image", [1, 3])
+def test_keep_captions_puts_the_descriptions_first(synth, tmp_path, per_image):
+    folder = write_alt_text_dataset(synth, tmp_path / "mixed", captions_per_image=per_image, keep_captions=True)
+    source = json.loads((Path(synth) / "reid_raw.json").read_text())
+    mixed = json.loads((folder / "reid_raw.json").read_text())
+    for before, after in zip(source, mixed, strict=True):
+        assert after["captions"][:len(before["captions"])] == before["captions"]
+        assert len(after["captions"]) == len(before["captions"]) + per_image
+        assert len(after["processed_tokens"]) == len(after["captions"])

@@ -69,9 +69,12 @@ def alt_text(attributes: Mapping[str, Any], rng: np.random.Generator) -> str:
 
 
 def write_alt_text_dataset(source: str | os.PathLike, out: str | os.PathLike, *, captions_per_image: int = 2,
-                           seed: int = 0) -> Path:
+                           seed: int = 0, keep_captions: bool = False) -> Path:
     """A copy of the SynthPEDES annotation at `source` (a CUHK-PEDES folder) with alt-text captions; the images
-    folder is a link to the source's. Returns the new CUHK-PEDES folder; an existing one is kept."""
+    folder is a link to the source's. Returns the new CUHK-PEDES folder; an existing one is kept.
+
+    `keep_captions` keeps each image's own descriptions and adds the alt-text after them: a model trained on both
+    reads a full description and a two-word query alike."""
     source, folder = Path(source), Path(out) / "CUHK-PEDES"
     annotation = folder / "reid_raw.json"
     if annotation.is_file():
@@ -87,8 +90,10 @@ def write_alt_text_dataset(source: str | os.PathLike, out: str | os.PathLike, *,
     for i, rec in enumerate(records):
         rng = np.random.default_rng([seed, i])
         captions = [alt_text(rec["attributes"], rng) for _ in range(captions_per_image)]
-        out_records.append(rec | {"captions": captions, "processed_tokens": [c.replace(",", "").split()
-                                                                               for c in captions]})
+        tokens = [c.replace(",", "").split() for c in captions]
+        if keep_captions:
+            captions, tokens = rec["captions"] + captions, rec.get("processed_tokens", []) + tokens
+        out_records.append(rec | {"captions": captions, "processed_tokens": tokens})
     tmp = annotation.with_suffix(".tmp")
     tmp.write_text(json.dumps(out_records))
     os.replace(tmp, annotation)
@@ -101,8 +106,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True, help="folder to write CUHK-PEDES/ into")
     p.add_argument("--captions_per_image", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keep_captions", action="store_true",
+                   help="keep each image's own captions and add --captions_per_image alt-text ones after them")
     args = p.parse_args(argv)
-    print(write_alt_text_dataset(args.source, args.out, captions_per_image=args.captions_per_image, seed=args.seed))
+    print(write_alt_text_dataset(args.source, args.out, captions_per_image=args.captions_per_image, seed=args.seed,
+                                 keep_captions=args.keep_captions))
 
 
 if __name__ == "__main__":
