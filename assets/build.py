@@ -1,18 +1,22 @@
 #!/usr/bin/env python
 """Rebuild every asset of the embedded demo from scratch, on CPU, with the project's own commands.
 
-    python assets/build.py                      # everything (about an hour on 2 cores)
+    python assets/build.py                      # everything (about 2.5 hours, one thread per stage)
     python assets/build.py --dry_run            # print the commands only
     python assets/build.py --stages gallery,index,check   # after changing the gallery only
 
 Stages, in order (each one's command is printed before it runs):
   synth      SynthPEDES: python -m tipr.data.synthetic (128x64 pedestrians in the CUHK-PEDES layout)
-  pretrain   a tiny CLIP trained with plain InfoNCE on a separate SynthPEDES draw (other seed, other people),
-             standing in for the web-pretrained CLIP the papers start from; the demo model starts from it
+  pretrain   a tiny CLIP trained with plain InfoNCE on a separate, larger SynthPEDES draw (other seed, other
+             people) whose images keep their descriptions and get alt-text captions too (python -m tipr.data.alt_text
+             --keep_captions), standing in for the web-pretrained CLIP the papers start from: it reads a two-word
+             query as well as a sentence; the demo model starts from it
   generator  the tiny text-to-image pipeline, its text tower from the pretrain stage's CLIP:
              python train/train_generator.py -> assets/generator/
   generate   GEA's intermediate image of every caption: python -m tipr.generate (a cache the trainer reads)
-  model      the tiny ECCA+GEA model: accelerate launch train/run.py --preset tiny -> assets/model/
+  model      the tiny ECCA+GEA model, fine-tuned on the synth stage's train people with every pair complete
+             (the best data the study found: docs/study.md): accelerate launch train/run.py --preset tiny
+             -> assets/model/
   gallery    the test split as a gallery with a captions.json (captions, true attributes), some images
              captionless -> assets/gallery/
   index      the gallery embedded with assets/model and indexed with faiss -> assets/gallery/.tipr-index/
@@ -51,16 +55,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     p.add_argument("--work_dir", default=str(REPO / "build" / "assets"), help="dataset, caches and training runs")
     p.add_argument("--assets_dir", default=str(ASSETS), help="where model/, gallery/ and generator/ go")
-    p.add_argument("--identities", type=int, default=500, help="SynthPEDES people (10%% of them form the gallery)")
+    p.add_argument("--identities", type=int, default=2500,
+                   help="SynthPEDES people of the demo (10%% of them, the test split, form the gallery)")
+    p.add_argument("--pretrain_identities", type=int, default=6000, help="SynthPEDES people of the pretrain stage")
+    p.add_argument("--pretrain_alt_text", type=int, default=2,
+                   help="alt-text captions added to each pretrain image's own descriptions")
     p.add_argument("--generation_steps", type=int, default=10,
                    help="DDIM steps per intermediate image (every train caption gets one: the CPU cost of the build)")
-    p.add_argument("--pretrain_epochs", type=int, default=20, help="epochs of the InfoNCE pretraining")
+    p.add_argument("--pretrain_epochs", type=int, default=6, help="epochs of the InfoNCE pretraining")
     p.add_argument("--images_per_identity", type=int, default=4)
     p.add_argument("--captions_per_image", type=int, default=2)
     p.add_argument("--captionless", type=float, default=0.2, help="fraction of gallery images shown captionless")
     p.add_argument("--generator_steps", type=int, default=4000, help="train_generator.py --max_train_steps")
+    p.add_argument("--method", default="ecca+gea", choices=("ecca+gea", "gea"),
+                   help="the demo model's method (gea: supervised, with the people's identities)")
     p.add_argument("--epochs", type=int, default=4, help="train/run.py --num_train_epochs")
-    p.add_argument("--setting", default="easy", choices=("full", "easy", "medium", "hard"),
+    p.add_argument("--learning_rate", type=float, default=1e-4,
+                   help="the demo model's backbone learning rate (its heads learn 5 times faster)")
+    p.add_argument("--setting", default="full", choices=("full", "easy", "medium", "hard"),
                    help="ECCA's incomplete-data setting for the demo model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max_mib", type=float, default=10.0, help="largest file allowed under assets/, in MiB")
@@ -88,12 +100,16 @@ def commands(args) -> dict[str, list[str]]:
                   "--captions_per_image", str(args.captions_per_image), "--image_size", "128x64",
                   "--seed", str(args.seed), "--overwrite"],
         "pretrain-data": [py, "-m", "tipr.data.synthetic", "--out", str(work / "synthpedes-pretrain"),
-                          "--identities", str(args.identities), "--image_size", "128x64",
+                          "--identities", str(args.pretrain_identities), "--image_size", "128x64",
                           "--seed", str(args.seed + 1), "--overwrite"],
+        "pretrain-captions": [py, "-m", "tipr.data.alt_text",
+                              "--source", str(work / "synthpedes-pretrain" / "CUHK-PEDES"),
+                              "--out", str(work / "pretrain-mixed"), "--keep_captions",
+                              "--captions_per_image", str(args.pretrain_alt_text), "--seed", str(args.seed)],
         "pretrain": [py, str(REPO / "train" / "run.py"), "--preset", "tiny", "--method", "clip", "--loss", "infonce",
-                     "--no-supervised", "--dataset", "cuhk-pedes", "--data_root", str(work / "synthpedes-pretrain"),
+                     "--no-supervised", "--dataset", "cuhk-pedes", "--data_root", str(work / "pretrain-mixed"),
                      "--setting", "full", "--num_train_epochs", str(args.pretrain_epochs), "--train_batch_size", "64",
-                     "--validation_epochs", "0", "--no-eval_test", "--checkpointing_steps", "100000",
+                     "--validation_epochs", "2", "--no-eval_test", "--checkpointing_steps", "500",
                      "--seed", str(args.seed), "--report_to", "none", "--output_dir", str(work / "pretrain-run")],
         "generator": [py, str(REPO / "train" / "train_generator.py"), "--dataset", "cuhk-pedes",
                       "--data_root", str(data), "--output_dir", str(work / "generator-run"),
@@ -105,11 +121,13 @@ def commands(args) -> dict[str, list[str]]:
                      "--split", "all", "--seed", str(args.seed), "--steps", str(args.generation_steps)],
         "model": [shutil.which("accelerate") or "accelerate", "launch", "--num_processes", "1", "--num_machines", "1",
                   "--mixed_precision", "no", "--dynamo_backend", "no",
-                  str(REPO / "train" / "run.py"), "--preset", "tiny", "--method", "ecca+gea",
+                  str(REPO / "train" / "run.py"), "--preset", "tiny", "--method", args.method,
                   "--dataset", "cuhk-pedes", "--data_root", str(data), "--setting", args.setting,
                   "--pretrained", str(work / "pretrain-run"),
                   "--generator", str(assets / "generator"), "--generation_cache", str(work / "generated"),
-                  "--generation_steps", str(args.generation_steps), "--num_train_epochs", str(args.epochs), "--seed", str(args.seed), "--cpu",
+                  "--generation_steps", str(args.generation_steps), "--num_train_epochs", str(args.epochs),
+                  "--train_batch_size", "64", "--learning_rate", str(args.learning_rate), "--head_lr_scale", "5",
+                  "--seed", str(args.seed), "--cpu",
                   "--report_to", "none", "--output_dir", str(work / "model-run")],
     }
 
@@ -212,6 +230,9 @@ def run_stage(stage: str, args: argparse.Namespace, cmds: dict[str, list[str]], 
     """One stage: its command (printed first), then what it copies or checks under assets/."""
     if stage == "pretrain":
         run(cmds["pretrain-data"], args.dry_run)
+        if not args.dry_run:  # the alt-text writer keeps an existing dataset: this draw may be a new one
+            shutil.rmtree(work / "pretrain-mixed", ignore_errors=True)
+        run(cmds["pretrain-captions"], args.dry_run)
     if stage in cmds:
         run(cmds[stage], args.dry_run)
     if args.dry_run:

@@ -47,10 +47,14 @@ def test_commands_are_accepted_by_the_scripts_they_call(build, tmp_path):
 
     parsed = run_args(run_argv)
     assert (parsed.method, parsed.model_name, parsed.num_train_epochs, parsed.setting, parsed.pretrained) == \
-        ("ecca+gea", "tipr-tiny", args.epochs, "easy", str(tmp_path / "pretrain-run"))
+        ("ecca+gea", "tipr-tiny", args.epochs, "full", str(tmp_path / "pretrain-run"))
     pretrain = run_args(cmds["pretrain"][2:])
     assert (pretrain.method, pretrain.loss, pretrain.supervised, pretrain.data_root) == \
-        ("clip", "infonce", False, str(tmp_path / "synthpedes-pretrain"))
+        ("clip", "infonce", False, str(tmp_path / "pretrain-mixed"))
+    data = cmds["pretrain-data"]
+    assert data[data.index("--identities") + 1] == str(args.pretrain_identities)
+    captions = cmds["pretrain-captions"]
+    assert "--keep_captions" in captions and captions[captions.index("--out") + 1] == str(tmp_path / "pretrain-mixed")
 
 
 def test_gallery_index_and_size_check_on_a_tiny_build(build, tmp_path, capsys):
