@@ -90,9 +90,9 @@ def write_alt_text_dataset(source: str | os.PathLike, out: str | os.PathLike, *,
     for i, rec in enumerate(records):
         rng = np.random.default_rng([seed, i])
         captions = [alt_text(rec["attributes"], rng) for _ in range(captions_per_image)]
-        tokens = [c.replace(",", "").split() for c in captions]
         if keep_captions:
-            captions, tokens = rec["captions"] + captions, rec.get("processed_tokens", []) + tokens
+            captions = rec["captions"] + captions
+        tokens = [c.replace(",", "").split() for c in captions]
         out_records.append(rec | {"captions": captions, "processed_tokens": tokens})
     tmp = annotation.with_suffix(".tmp")
     tmp.write_text(json.dumps(out_records))
